@@ -1,0 +1,112 @@
+"""Order status: the contract strings, the xtquant codes, and the lifecycle as one table.
+
+`TRANSITIONS[state]` lists every status an order may move to from `state`; `advance()` is the
+only way a status changes. Anything else is refused and the order keeps its state.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .errors import InternalError
+
+
+class OrderStatus(StrEnum):
+    UNREPORTED = "unreported"  # 48
+    WAIT_REPORTING = "wait_reporting"  # 49
+    REPORTED = "reported"  # 50
+    REPORTED_CANCEL = "reported_cancel"  # 51
+    PARTSUCC_CANCEL = "partsucc_cancel"  # 52
+    PART_CANCEL = "part_cancel"  # 53
+    CANCELED = "canceled"  # 54
+    PART_SUCC = "part_succ"  # 55
+    SUCCEEDED = "succeeded"  # 56
+    JUNK = "junk"  # 57
+    UNKNOWN = "unknown"  # 255
+    # Local states: never reported by a broker.
+    PENDING_SUBMIT = "pending_submit"  # recorded, broker call not yet answered
+    INDETERMINATE = "indeterminate"  # sent, outcome unknown until reconciled
+
+
+XT_STATUS: dict[int, OrderStatus] = {
+    48: OrderStatus.UNREPORTED,
+    49: OrderStatus.WAIT_REPORTING,
+    50: OrderStatus.REPORTED,
+    51: OrderStatus.REPORTED_CANCEL,
+    52: OrderStatus.PARTSUCC_CANCEL,
+    53: OrderStatus.PART_CANCEL,
+    54: OrderStatus.CANCELED,
+    55: OrderStatus.PART_SUCC,
+    56: OrderStatus.SUCCEEDED,
+    57: OrderStatus.JUNK,
+    255: OrderStatus.UNKNOWN,
+}
+STATUS_XT: dict[OrderStatus, int] = {v: k for k, v in XT_STATUS.items()}
+
+TERMINAL = frozenset({OrderStatus.PART_CANCEL, OrderStatus.CANCELED, OrderStatus.SUCCEEDED, OrderStatus.JUNK})
+CANCELABLE = frozenset(
+    {
+        OrderStatus.UNREPORTED,
+        OrderStatus.WAIT_REPORTING,
+        OrderStatus.REPORTED,
+        OrderStatus.PART_SUCC,
+    }
+)
+
+S = OrderStatus
+_LIVE_BROKER = frozenset(
+    {S.UNREPORTED, S.WAIT_REPORTING, S.REPORTED, S.REPORTED_CANCEL, S.PARTSUCC_CANCEL, S.PART_SUCC}
+)
+_ANY_BROKER = _LIVE_BROKER | TERMINAL | {S.UNKNOWN}
+
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    # Before the broker answers, its pushes may already carry a later state (a marketable order
+    # can be filled before the order call returns), so any broker status is possible.
+    S.PENDING_SUBMIT: _ANY_BROKER | {S.INDETERMINATE},
+    # Only reconciliation leaves `indeterminate`, to whatever the broker holds (or junk if it never saw it).
+    S.INDETERMINATE: _ANY_BROKER,
+    S.UNREPORTED: _ANY_BROKER - {S.UNREPORTED},
+    S.WAIT_REPORTING: _ANY_BROKER - {S.UNREPORTED, S.WAIT_REPORTING},
+    S.REPORTED: frozenset(
+        {
+            S.REPORTED_CANCEL,
+            S.PARTSUCC_CANCEL,
+            S.PART_SUCC,
+            S.SUCCEEDED,
+            S.CANCELED,
+            S.PART_CANCEL,
+            S.JUNK,
+            S.UNKNOWN,
+        }
+    ),
+    # A fill can race a cancel request: the exchange matched before it saw the cancel.
+    S.REPORTED_CANCEL: frozenset(
+        {S.CANCELED, S.PART_CANCEL, S.PARTSUCC_CANCEL, S.PART_SUCC, S.SUCCEEDED, S.UNKNOWN}
+    ),
+    S.PART_SUCC: frozenset({S.PART_SUCC, S.PARTSUCC_CANCEL, S.PART_CANCEL, S.SUCCEEDED, S.UNKNOWN}),
+    S.PARTSUCC_CANCEL: frozenset({S.PARTSUCC_CANCEL, S.PART_CANCEL, S.SUCCEEDED, S.UNKNOWN}),
+    S.UNKNOWN: _ANY_BROKER,
+    S.PART_CANCEL: frozenset(),
+    S.CANCELED: frozenset(),
+    S.SUCCEEDED: frozenset(),
+    S.JUNK: frozenset(),
+}
+
+
+class IllegalTransition(InternalError):
+    """A status change the lifecycle table does not allow; the order keeps its state."""
+
+
+def can_advance(current: OrderStatus, new: OrderStatus) -> bool:
+    return new == current or new in TRANSITIONS[current]
+
+
+def advance(current: OrderStatus, new: OrderStatus) -> OrderStatus:
+    """The order's next status; a repeat of the same status is a no-op (pushes repeat)."""
+    if can_advance(current, new):
+        return new
+    raise IllegalTransition(f"order status cannot go from {current} to {new}")
+
+
+def from_xt(code: int) -> OrderStatus:
+    return XT_STATUS.get(code, OrderStatus.UNKNOWN)

@@ -1,0 +1,176 @@
+"""Rule-book checks of one order against the instrument and the account, in a fixed order.
+
+Each check yields a `Check`; `first_failure()` turns the first failed check into the error the
+contract names for it. Preview shows every check; placing stops at the first failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from .errors import ErrorCode, OrderRefused
+from .fees import Fees, FeeSchedule, compute_fees
+from .instruments import Instrument
+from .money import is_on_tick
+from .orders import OrderRequest, OrderType, Side
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    ok: bool
+    message: str
+    code: ErrorCode | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        return {"rule": self.rule, "ok": self.ok, "message": self.message}
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What validation needs of an account: available cash (yuan) and sellable shares per code."""
+
+    cash: Decimal
+    can_use_volume: dict[str, int]
+    volume: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    price: Decimal
+    amount: Decimal
+    fees: Fees
+
+    @property
+    def total(self) -> Decimal:
+        """Cash out for a buy (amount + fees); cash in for a sell (amount - fees)."""
+        return self.amount + self.fees.total
+
+    def to_wire(self, side: Side) -> dict[str, float]:
+        total = self.amount + self.fees.total if side is Side.BUY else self.amount - self.fees.total
+        return {
+            "price": float(self.price),
+            "amount": float(self.amount),
+            "commission": float(self.fees.commission),
+            "stamp_duty": float(self.fees.stamp_duty),
+            "transfer_fee": float(self.fees.transfer_fee),
+            "total": float(total),
+        }
+
+
+def estimate(
+    req: OrderRequest,
+    inst: Instrument,
+    best_ask: Decimal | None,
+    best_bid: Decimal | None,
+    schedule: FeeSchedule,
+    on: date,
+) -> Estimate:
+    """Price and cost estimate. Market buys are costed at the protective price, else the up limit
+    (what the counter freezes); market sells at the best bid, else the down limit."""
+    if req.order_type is OrderType.LIMIT and req.price is not None:
+        price = req.price
+    elif req.side is Side.BUY:
+        price = req.price or inst.up_limit
+    else:
+        price = best_bid or req.price or inst.down_limit
+    _ = best_ask  # kept in the signature: the counter's fill estimate may use it later
+    amount = price * req.volume
+    return Estimate(price, amount, compute_fees(schedule, inst.board, req.side.value, amount, on))
+
+
+def _lot_check(req: OrderRequest, inst: Instrument, view: AccountView) -> Check:
+    lot = inst.lot
+    if req.side is Side.BUY:
+        ok = lot.allows_buy(req.volume)
+        msg = (
+            f"buy volume {req.volume} fits the lot rule"
+            if ok
+            else f"buy volume must be at least {lot.minimum} shares, then steps of {lot.step}"
+        )
+        return Check("lot_size", ok, msg, None if ok else ErrorCode.LOT_SIZE)
+    held = view.can_use_volume.get(req.code, 0)
+    # Odd lots may only be sold to close out what is left of the position.
+    ok = lot.allows_buy(req.volume) or req.volume == held
+    if ok:
+        msg = f"sell volume {req.volume} is allowed"
+    else:
+        msg = (
+            f"sell volume must follow the lot rule ({lot.minimum}, then steps of {lot.step}) "
+            f"unless it sells all {held} sellable shares"
+        )
+    return Check("lot_size", ok, msg, None if ok else ErrorCode.LOT_SIZE)
+
+
+def run_checks(req: OrderRequest, inst: Instrument, view: AccountView, est: Estimate) -> list[Check]:
+    checks = [
+        Check(
+            "suspension",
+            not inst.suspended,
+            f"{inst.code} is suspended today" if inst.suspended else "trading",
+            ErrorCode.SUSPENDED if inst.suspended else None,
+        ),
+        _lot_check(req, inst, view),
+    ]
+    if req.price is not None:
+        on_tick = is_on_tick(req.price, inst.price_tick)
+        checks.append(
+            Check(
+                "price_tick",
+                on_tick,
+                f"price {req.price} is on the {inst.price_tick} tick"
+                if on_tick
+                else f"price {req.price} is not a multiple of the tick {inst.price_tick}",
+                None if on_tick else ErrorCode.PRICE_TICK,
+            )
+        )
+        within = inst.down_limit <= req.price <= inst.up_limit
+        checks.append(
+            Check(
+                "price_limit",
+                within,
+                f"price within today's limits [{inst.down_limit}, {inst.up_limit}]"
+                if within
+                else f"price {req.price} is outside today's limits [{inst.down_limit}, {inst.up_limit}]",
+                None if within else ErrorCode.PRICE_LIMIT,
+            )
+        )
+    if req.side is Side.BUY:
+        need = est.total
+        ok = view.cash >= need
+        checks.append(
+            Check(
+                "cash",
+                ok,
+                f"needs {need} yuan, {view.cash} available"
+                if ok
+                else f"needs {need} yuan but only {view.cash} is available",
+                None if ok else ErrorCode.INSUFFICIENT_CASH,
+            )
+        )
+    else:
+        usable = view.can_use_volume.get(req.code, 0)
+        held = view.volume.get(req.code, 0)
+        ok = usable >= req.volume
+        if ok:
+            msg = f"{usable} shares sellable"
+        elif held > usable:
+            msg = (
+                f"only {usable} of {held} shares are sellable today "
+                "(shares bought today sell from the next trading day, T+1)"
+            )
+        else:
+            msg = f"only {usable} shares sellable"
+        checks.append(Check("position", ok, msg, None if ok else ErrorCode.INSUFFICIENT_POSITION))
+    return checks
+
+
+def first_failure(checks: list[Check]) -> OrderRefused | None:
+    for c in checks:
+        if not c.ok:
+            return OrderRefused(
+                c.message, code=c.code or ErrorCode.INVALID_ARGUMENT, details={"rule": c.rule}
+            )
+    return None
