@@ -50,3 +50,8 @@ def parse_time(raw: object, argument: str) -> datetime:
 
 def cn_date(dt: datetime) -> date:
     return dt.astimezone(CN_TZ).date()
+
+
+def iso_ms(dt: datetime) -> str:
+    """Fixed-width ISO form (always milliseconds) so stored stamps sort as text."""
+    return dt.astimezone(CN_TZ).isoformat(timespec="milliseconds")

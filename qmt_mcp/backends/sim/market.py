@@ -64,6 +64,14 @@ class DayPath:
     def quote_price(self, m: int, k: int, tick: int) -> int:
         return _interp(self.anchors[m], self.anchors[m + 1], k, tick)
 
+    def partial_minute(self, m: int, k: int, tick: int) -> tuple[int, int, int, int, int, int]:
+        """Minute m up to and including its quote k."""
+        o = self.quote_price(m, 0, tick)
+        c = self.quote_price(m, k, tick)
+        vol = self.minute_volume[m] * (k + 1) // QUOTES_PER_MINUTE
+        amt = self.minute_amount[m] * (k + 1) // QUOTES_PER_MINUTE
+        return o, max(o, c), min(o, c), c, vol, amt
+
     def minute_bar(self, m: int, tick: int) -> tuple[int, int, int, int, int, int]:
         """(open, high, low, close, volume, amount_li) of minute m."""
         o = self.quote_price(m, 0, tick)
@@ -221,7 +229,8 @@ class SimMarket:
 
     # ----- bars
     def minute_bars(self, code: str, start: datetime, end: datetime, minutes: int) -> list[Bar]:
-        """Bars of `minutes` (1..60) whose start lies in [start, end], in time order."""
+        """Bars of `minutes` (1..60) whose start lies in [start, end], in time order. The bar that
+        holds `end` stops at the quote in force at `end`, so no bar shows a future quote."""
         tick = self.tick_li(code)
         out: list[Bar] = []
         first = max(start.astimezone(CN_TZ), datetime.combine(FIRST_DAY, time(), CN_TZ))
@@ -232,7 +241,16 @@ class SimMarket:
         while cursor <= end:
             path = self._path(code, cursor.date())
             m0 = cursor.hour * 60 + cursor.minute
-            parts = [path.minute_bar(m, tick) for m in range(m0, min(m0 + minutes, MINUTES))]
+            _, i_end = self.quote_index(end)
+            same_day = cursor.date() == end.astimezone(CN_TZ).date()
+            parts = []
+            for m in range(m0, min(m0 + minutes, MINUTES)):
+                if same_day and m * QUOTES_PER_MINUTE > i_end:
+                    break
+                if same_day and i_end < (m + 1) * QUOTES_PER_MINUTE:
+                    parts.append(path.partial_minute(m, i_end - m * QUOTES_PER_MINUTE, tick))
+                    break
+                parts.append(path.minute_bar(m, tick))
             out.append(_merge(cursor, parts))
             cursor += timedelta(minutes=minutes)
         return out

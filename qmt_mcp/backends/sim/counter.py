@@ -1,0 +1,458 @@
+"""The simulated broker counter: paper accounts, order matching on the 5-level book, T+1, fees.
+
+Behaviour follows what xtquant reports for a real counter: an accepted order goes 48 → 50, fills
+move it to 55/56, a cancel goes 51 → 54 (or 52 → 53 after a partial fill), a refusal is 57 with a
+reason plus an order-error push. Pushes are emitted after the state change is saved, in the order
+order → trade → position → asset.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ...clock import Clock
+from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFound
+from ...domain.fees import FeeSchedule, compute_fees
+from ...domain.instruments import Instrument
+from ...domain.market import Level, Quote
+from ...domain.orders import MarketType, OrderRequest, OrderType, Side
+from ...domain.status import OrderStatus, from_xt
+from ...domain.timeutil import iso
+from ..port import (
+    Asset,
+    AssetChanged,
+    BrokerEvent,
+    BrokerOrder,
+    BrokerTrade,
+    CancelFailed,
+    OrderFailed,
+    OrderUpdated,
+    Position,
+    PositionChanged,
+    Sink,
+    TradeFilled,
+)
+from .market import SimMarket
+from .store import PositionRow, SimStore
+
+# xtquant order status codes used by the counter.
+UNREPORTED, REPORTED, REPORTED_CANCEL, PARTSUCC_CANCEL = 48, 50, 51, 52
+PART_CANCEL, CANCELED, PART_SUCC, SUCCEEDED, JUNK = 53, 54, 55, 56, 57
+OPEN_STATUSES = {UNREPORTED, REPORTED, PART_SUCC}
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    account_id: str
+    code: str
+    name: str
+    side: Side
+    volume: int
+    price_type: int
+    market_type: str | None
+    price: Decimal        # as submitted (protective price for SH/BJ market orders, 0 if none)
+    limit: Decimal        # the price the order may trade at, at worst
+    remark: str
+    time: str
+    day: str
+    status: int = UNREPORTED
+    status_msg: str = ""
+    traded_volume: int = 0
+    traded_amount: Decimal = Decimal(0)
+    fees_charged: Decimal = Decimal(0)
+
+    @property
+    def remaining(self) -> int:
+        return self.volume - self.traded_volume
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id, "account_id": self.account_id, "code": self.code,
+            "name": self.name, "side": self.side.value, "volume": self.volume,
+            "price_type": self.price_type, "market_type": self.market_type, "price": str(self.price),
+            "limit": str(self.limit), "remark": self.remark, "time": self.time, "day": self.day,
+            "status": self.status, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
+            "traded_amount": str(self.traded_amount), "fees_charged": str(self.fees_charged),
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> SimOrder:
+        return cls(
+            order_id=r["order_id"], account_id=r["account_id"], code=r["code"], name=r["name"],
+            side=Side(r["side"]), volume=r["volume"], price_type=r["price_type"],
+            market_type=r["market_type"], price=Decimal(r["price"]), limit=Decimal(r["limit"]),
+            remark=r["remark"], time=r["time"], day=r["day"], status=r["status"],
+            status_msg=r["status_msg"], traded_volume=r["traded_volume"],
+            traded_amount=Decimal(r["traded_amount"]), fees_charged=Decimal(r["fees_charged"]),
+        )
+
+    def to_broker(self) -> BrokerOrder:
+        return BrokerOrder(
+            account_id=self.account_id, order_id=self.order_id, code=self.code, name=self.name,
+            side=self.side, volume=self.volume, price_type=self.price_type, price=self.price,
+            traded_volume=self.traded_volume, traded_amount=self.traded_amount,
+            status=from_xt(self.status), status_msg=self.status_msg, remark=self.remark,
+            time=datetime.fromisoformat(self.time),
+        )
+
+
+@dataclass
+class _Batch:
+    """Changes of one counter operation: saved together, then pushed."""
+
+    orders: dict[int, SimOrder] = field(default_factory=dict)
+    positions: set[tuple[str, str]] = field(default_factory=set)
+    accounts: set[str] = field(default_factory=set)
+    trades: list[BrokerTrade] = field(default_factory=list)
+    events: list[BrokerEvent] = field(default_factory=list)
+
+
+class SimCounter:
+    def __init__(
+        self, market: SimMarket, store: SimStore, clock: Clock, fees: FeeSchedule,
+        accounts: dict[str, Decimal],
+    ) -> None:
+        self.market = market
+        self.store = store
+        self.clock = clock
+        self.fees = fees
+        self._lock = threading.RLock()
+        self._sink: Sink | None = None
+        today = clock.now().date().isoformat()
+        loaded = store.load_accounts()
+        self.cash: dict[str, Decimal] = {}
+        self.day: dict[str, str] = {}
+        new: dict[str, tuple[Decimal, str]] = {}
+        for acc, initial in accounts.items():
+            if acc in loaded:
+                self.cash[acc], self.day[acc] = loaded[acc]
+            else:
+                self.cash[acc], self.day[acc] = initial, today
+                new[acc] = (initial, today)
+        self.positions = {acc: store.load_positions(acc) for acc in accounts}
+        self.orders: dict[int, SimOrder] = {}
+        for row in store.load_orders():
+            o = SimOrder.from_row(row)
+            self.orders[o.order_id] = o
+        self.trades: list[BrokerTrade] = [_trade_from_row(r) for r in store.load_trades()]
+        self.next_order_id = int(store.meta("next_order_id", "1000001"))
+        self.next_trade_no = int(store.meta("next_trade_no", "1"))
+        self._consumed: dict[tuple[str, int, str], list[int]] = {}
+        self._last_index: dict[str, int] = {}
+        if new:
+            store.save(accounts=new)
+
+    def set_sink(self, sink: Sink) -> None:
+        self._sink = sink
+
+    # ----- helpers
+    def _quote(self, code: str) -> Quote:
+        return self.market.quote(code, self.clock.now())
+
+    def _today(self) -> date:
+        return self.clock.now().date()
+
+    def _check_account(self, account_id: str) -> None:
+        if account_id not in self.cash:
+            raise BrokerReject(f"account {account_id[-4:]} is not on this counter",
+                               code=ErrorCode.UNKNOWN_ACCOUNT)
+
+    def _frozen_cash(self, account_id: str) -> Decimal:
+        total = Decimal(0)
+        on = self._today()
+        for o in self.orders.values():
+            if o.account_id == account_id and o.side is Side.BUY and o.status in OPEN_STATUSES:
+                inst_board = self.market.instrument(o.code, on).board
+                amount = o.limit * o.remaining
+                cum = o.traded_amount + amount
+                fee_total = compute_fees(self.fees, inst_board, "buy", cum, on).total
+                total += amount + max(Decimal(0), fee_total - o.fees_charged)
+        return total
+
+    def _frozen_volume(self, account_id: str, code: str) -> int:
+        return sum(
+            o.remaining for o in self.orders.values()
+            if o.account_id == account_id and o.code == code and o.side is Side.SELL
+            and o.status in OPEN_STATUSES
+        )
+
+    def _can_use(self, account_id: str, code: str, t_plus: int) -> int:
+        p = self.positions[account_id].get(code)
+        if p is None:
+            return 0
+        locked = p.today_bought if t_plus else 0
+        return max(0, p.volume - locked - self._frozen_volume(account_id, code))
+
+    def _roll_day(self, account_id: str, batch: _Batch) -> None:
+        """A new trading day: yesterday's buys become sellable and open day orders expire."""
+        today = self._today().isoformat()
+        if self.day[account_id] >= today:
+            return
+        self.day[account_id] = today
+        batch.accounts.add(account_id)
+        for code, p in self.positions[account_id].items():
+            if p.today_bought:
+                p.today_bought = 0
+                batch.positions.add((account_id, code))
+        for o in self.orders.values():
+            if o.account_id == account_id and o.status in OPEN_STATUSES and o.day < today:
+                self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
+
+    def _set_status(self, o: SimOrder, status: int, msg: str, batch: _Batch) -> None:
+        o.status = status
+        o.status_msg = msg
+        batch.orders[o.order_id] = o
+        batch.events.append(OrderUpdated(o.to_broker()))
+
+    def _commit(self, batch: _Batch) -> None:
+        accounts = {a: (self.cash[a], self.day[a]) for a in batch.accounts}
+        positions = {
+            (a, c): self.positions[a].get(c, PositionRow(0, 0, Decimal(0))) for a, c in batch.positions
+        }
+        self.store.save(
+            accounts=accounts,
+            positions=positions,
+            orders=[(o.order_id, o.account_id, o.to_row()) for o in batch.orders.values()],
+            trades=[(t.account_id, _trade_row(t)) for t in batch.trades],
+            meta={"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no)},
+        )
+        self.trades.extend(batch.trades)
+        if self._sink is not None:
+            for ev in batch.events:
+                self._sink(ev)
+
+    # ----- orders
+    def place(self, account_id: str, req: OrderRequest, inst: Instrument, remark: str) -> int:
+        with self._lock:
+            self._check_account(account_id)
+            batch = _Batch()
+            self._roll_day(account_id, batch)
+            now = self.clock.now()
+            quote = self._quote(req.code)
+            limit = self._limit_price(req, inst, quote)
+            o = SimOrder(
+                order_id=self.next_order_id, account_id=account_id, code=req.code, name=inst.name,
+                side=req.side, volume=req.volume, price_type=req.price_type,
+                market_type=None if req.market_type is None else req.market_type.value,
+                price=req.price or Decimal(0), limit=limit or Decimal(0), remark=remark,
+                time=iso(now), day=now.date().isoformat(),
+            )
+            self.next_order_id += 1
+            self.orders[o.order_id] = o
+            self._set_status(o, UNREPORTED, "", batch)
+            refusal = self._refusal(o, inst, limit)
+            if refusal is not None:
+                self._set_status(o, JUNK, refusal, batch)
+                batch.events.append(OrderFailed(account_id, o.order_id, remark, -61, refusal))
+            else:
+                self._set_status(o, REPORTED, "", batch)
+                self._match(o, quote, inst, batch)
+                self._after_market_sweep(o, batch)
+            self._commit(batch)
+            return o.order_id
+
+    def _limit_price(self, req: OrderRequest, inst: Instrument, quote: Quote) -> Decimal | None:
+        if req.order_type is OrderType.LIMIT:
+            return req.price
+        buy = req.side is Side.BUY
+        mt = req.market_type
+        if mt is MarketType.COUNTERPARTY_BEST:
+            side = quote.asks if buy else quote.bids
+            return side[0].price if side else None
+        if mt is MarketType.OWN_BEST:
+            side = quote.bids if buy else quote.asks
+            return side[0].price if side else None
+        # Best-5 / IOC / FOK: trade through the book, bounded by the protective price (SH/BJ) or the limit.
+        if req.price is not None:
+            return req.price
+        return inst.up_limit if buy else inst.down_limit
+
+    def _refusal(self, o: SimOrder, inst: Instrument, limit: Decimal | None) -> str | None:
+        if inst.suspended:
+            return "停牌 suspended"
+        if limit is None:
+            return "no counter-party or own-side quote for this market order"
+        if not (inst.down_limit <= limit <= inst.up_limit) and o.price_type == 11:
+            return "price outside the daily limit"
+        if o.side is Side.BUY:
+            amount = limit * o.volume
+            need = amount + compute_fees(self.fees, inst.board, "buy", amount, self._today()).total
+            available = self.cash[o.account_id] - self._frozen_cash(o.account_id)
+            if need > available:
+                return f"可用资金不足 insufficient cash: need {need}, available {available}"
+        elif self._can_use(o.account_id, o.code, inst.t_plus) < o.volume:
+            return "可用股份不足 insufficient sellable shares"
+        return None
+
+    def _after_market_sweep(self, o: SimOrder, batch: _Batch) -> None:
+        """What a market order does with volume the book could not fill at once."""
+        if o.status not in OPEN_STATUSES or o.price_type == 11 or o.remaining == 0:
+            return
+        mt = o.market_type
+        if mt in (MarketType.COUNTERPARTY_BEST.value, MarketType.OWN_BEST.value):
+            return  # rests as a limit order at the price it took
+        if mt == MarketType.BEST5_LIMIT.value and o.traded_volume:
+            o.limit = o.traded_amount / o.traded_volume
+            return  # the rest becomes a limit order at the last fill price
+        self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "remainder canceled", batch)
+
+    def _available(self, code: str, index: int, side: str, depth: int) -> list[int]:
+        key = (code, index, side)
+        return self._consumed.setdefault(key, [0] * depth)
+
+    def _match(self, o: SimOrder, quote: Quote, inst: Instrument, batch: _Batch) -> None:
+        buy = o.side is Side.BUY
+        levels: tuple[Level, ...] = quote.asks if buy else quote.bids
+        if not levels:
+            return
+        _, index = self.market.quote_index(quote.time)
+        side_key = "ask" if buy else "bid"
+        consumed = self._available(o.code, index, side_key, len(levels))
+        if o.market_type == MarketType.FOK.value:
+            reachable = sum(
+                lv.volume - consumed[i] for i, lv in enumerate(levels)
+                if (lv.price <= o.limit if buy else lv.price >= o.limit)
+            )
+            if reachable < o.remaining:
+                return
+        for i, lv in enumerate(levels):
+            if o.remaining == 0:
+                break
+            if (buy and lv.price > o.limit) or (not buy and lv.price < o.limit):
+                break
+            free = lv.volume - consumed[i]
+            if free <= 0:
+                continue
+            qty = min(free, o.remaining)
+            consumed[i] += qty
+            self._fill(o, lv.price, qty, inst, batch)
+
+    def _fill(self, o: SimOrder, price: Decimal, qty: int, inst: Instrument, batch: _Batch) -> None:
+        on = self._today()
+        amount = price * qty
+        o.traded_volume += qty
+        o.traded_amount += amount
+        fee_total = compute_fees(self.fees, inst.board, o.side.value, o.traded_amount, on).total
+        fee = fee_total - o.fees_charged
+        o.fees_charged = fee_total
+        self._set_status(o, SUCCEEDED if o.remaining == 0 else PART_SUCC, "", batch)
+        trade = BrokerTrade(
+            account_id=o.account_id, trade_id=f"T{self.next_trade_no:08d}", order_id=o.order_id,
+            remark=o.remark, code=o.code, side=o.side, price=price, volume=qty, amount=amount,
+            commission=fee, time=self.clock.now(),
+        )
+        self.next_trade_no += 1
+        batch.trades.append(trade)
+        batch.events.append(TradeFilled(trade))
+        positions = self.positions[o.account_id]
+        p = positions.setdefault(o.code, PositionRow(0, 0, Decimal(0)))
+        if o.side is Side.BUY:
+            p.volume += qty
+            if inst.t_plus:
+                p.today_bought += qty
+            p.cost += amount + fee
+            self.cash[o.account_id] -= amount + fee
+        else:
+            p.cost -= p.cost * qty / p.volume if p.volume else Decimal(0)
+            p.volume -= qty
+            p.today_bought = min(p.today_bought, p.volume)
+            self.cash[o.account_id] += amount - fee
+        batch.positions.add((o.account_id, o.code))
+        batch.accounts.add(o.account_id)
+        batch.events.append(PositionChanged(o.account_id, o.code))
+        batch.events.append(AssetChanged(o.account_id))
+
+    def cancel(self, account_id: str, order_id: int) -> None:
+        with self._lock:
+            o = self.orders.get(order_id)
+            if o is None or o.account_id != account_id:
+                raise OrderNotFound(f"order {order_id} is not on this account")
+            batch = _Batch()
+            if o.status not in OPEN_STATUSES:
+                msg = f"order {order_id} is {from_xt(o.status).value} and cannot be canceled"
+                batch.events.append(CancelFailed(account_id, order_id, -1, msg))
+                self._commit(batch)
+                raise NotCancelable(msg)
+            if o.traded_volume:
+                self._set_status(o, PARTSUCC_CANCEL, "", batch)
+                self._set_status(o, PART_CANCEL, "canceled", batch)
+            else:
+                self._set_status(o, REPORTED_CANCEL, "", batch)
+                self._set_status(o, CANCELED, "canceled", batch)
+            self._commit(batch)
+
+    def poll(self) -> None:
+        """Match resting orders against quotes published since the last poll."""
+        with self._lock:
+            batch = _Batch()
+            for acc in self.cash:
+                self._roll_day(acc, batch)
+            now = self.clock.now()
+            _, index = self.market.quote_index(now)
+            open_orders = [o for o in self.orders.values() if o.status in OPEN_STATUSES]
+            for o in open_orders:
+                if self._last_index.get(o.code) == index:
+                    continue
+                inst = self.market.instrument(o.code, now.date())
+                self._match(o, self.market.quote(o.code, now), inst, batch)
+            for o in open_orders:
+                self._last_index[o.code] = index
+            # Liquidity records of past quotes are no longer needed.
+            for key in [k for k in self._consumed if k[1] < index - 1]:
+                del self._consumed[key]
+            if batch.events or batch.accounts:
+                self._commit(batch)
+
+    # ----- queries
+    def asset(self, account_id: str) -> Asset:
+        with self._lock:
+            self._check_account(account_id)
+            frozen = self._frozen_cash(account_id)
+            mv = sum((p.market_value for p in self.position_list(account_id)), Decimal(0))
+            cash = self.cash[account_id]
+            return Asset(cash=cash - frozen, frozen_cash=frozen, market_value=mv, total_asset=cash + mv)
+
+    def position_list(self, account_id: str) -> list[Position]:
+        with self._lock:
+            self._check_account(account_id)
+            out = []
+            now = self.clock.now()
+            for code, p in sorted(self.positions[account_id].items()):
+                if p.volume == 0:
+                    continue
+                inst = self.market.instrument(code, now.date())
+                last = self.market.quote(code, now).last
+                avg = (p.cost / p.volume).quantize(Decimal("0.001"))
+                out.append(Position(code, inst.name, p.volume, self._can_use(account_id, code, inst.t_plus),
+                                    avg, last))
+            return out
+
+    def order_list(self, account_id: str) -> list[BrokerOrder]:
+        with self._lock:
+            return [o.to_broker() for o in self.orders.values() if o.account_id == account_id]
+
+    def trade_list(self, account_id: str) -> list[BrokerTrade]:
+        with self._lock:
+            return [t for t in self.trades if t.account_id == account_id]
+
+
+def _trade_row(t: BrokerTrade) -> dict[str, Any]:
+    return {
+        "account_id": t.account_id, "trade_id": t.trade_id, "order_id": t.order_id, "remark": t.remark,
+        "code": t.code, "side": t.side.value, "price": str(t.price), "volume": t.volume,
+        "amount": str(t.amount), "commission": str(t.commission), "time": iso(t.time),
+    }
+
+
+def _trade_from_row(r: dict[str, Any]) -> BrokerTrade:
+    return BrokerTrade(
+        account_id=r["account_id"], trade_id=r["trade_id"], order_id=r["order_id"], remark=r["remark"],
+        code=r["code"], side=Side(r["side"]), price=Decimal(r["price"]), volume=r["volume"],
+        amount=Decimal(r["amount"]), commission=Decimal(r["commission"]),
+        time=datetime.fromisoformat(r["time"]),
+    )

@@ -1,0 +1,77 @@
+"""The one place that wires the parts together: config → broker → journal → service → API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from . import __version__
+from .backends.port import BrokerPort
+from .backends.sim.broker import SimBroker
+from .clock import Clock, IdSource, RandomIds, SystemClock
+from .config import Config, ConfigError
+from .domain.timeutil import iso
+from .worker.api import Handler, build_app
+from .worker.audit import AuditLog
+from .worker.confirm import ConfirmTokens, load_secret
+from .worker.journal import Journal
+from .worker.readers import Readers
+from .worker.service import WorkerService
+
+
+@dataclass
+class Worker:
+    service: WorkerService
+    readers: Readers
+    broker: BrokerPort
+    journal: Journal
+    audit: AuditLog
+
+    def handlers(self) -> dict[str, Handler]:
+        s, r = self.service, self.readers
+        return {
+            "health": r.health, "list_accounts": r.list_accounts, "get_quote": r.get_quote,
+            "get_klines": r.get_klines, "get_ticks": r.get_ticks, "search_instruments": r.search_instruments,
+            "get_instrument": r.get_instrument, "list_sectors": r.list_sectors, "get_asset": r.get_asset,
+            "get_positions": r.get_positions, "get_orders": s.get_orders, "get_trades": r.get_trades,
+            "get_order": s.get_order, "preview_order": s.preview_order, "place_order": s.place_order,
+            "cancel_order": s.cancel_order, "get_risk_status": s.get_risk_status, "reset_risk": s.reset_risk,
+            "get_order_events": s.get_order_events,
+            "latest_events": s.latest_events, "sim_advance": r.sim_advance,
+        }
+
+    def app(self, token: str, poll: bool = True) -> Starlette:
+        interval = self.service.cfg.sim.poll_interval_s
+
+        def audit(record: dict[str, object]) -> None:
+            self.audit.append({"time": iso(self.service.clock.now()), **record})
+
+        return build_app(self.handlers(), token, self.service.tick if poll else None, interval, audit)
+
+    async def close(self) -> None:
+        await self.broker.close()
+        self.journal.close()
+
+
+def build_worker(
+    cfg: Config, home: Path | None, clock: Clock | None = None, ids: IdSource | None = None,
+) -> Worker:
+    """A worker over `home` (None: everything in memory, for tests)."""
+    clock = clock or SystemClock()
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+    if cfg.worker.backend != "sim":
+        raise ConfigError("'worker.backend': the xtquant backend is not available in this version; use \"sim\"")
+    accounts = {a.account_id: a.initial_cash or cfg.sim.initial_cash for a in cfg.accounts.values()}
+    broker = SimBroker(
+        seed=cfg.sim.seed, clock=clock, fees=cfg.sim.fee_schedule(), accounts=accounts,
+        state_path=None if home is None else home / "sim.sqlite",
+    )
+    journal = Journal(None if home is None else home / "worker.sqlite")
+    tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
+    service = WorkerService(cfg, broker, journal, tokens, clock, ids or RandomIds())
+    readers = Readers(cfg, broker, clock, service, __version__)
+    audit = AuditLog(None if home is None else home / "audit.jsonl")
+    return Worker(service, readers, broker, journal, audit)

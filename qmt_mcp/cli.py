@@ -1,0 +1,219 @@
+"""The `qmt-mcp` command: serve, worker, demo, health, audit verify, config init|show."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+from . import __version__
+from .config import Config, ConfigError, config_path, home_dir, load_config
+
+log = logging.getLogger("qmt_mcp")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _setup_logging(level: str) -> None:
+    # stdout is the stdio transport: logs go to stderr only.
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
+    path = Path(args.config) if getattr(args, "config", None) else None
+    cfg = load_config(path)
+    if path is None and config_path().exists():
+        path = config_path()
+    return cfg, path
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.app import ServerDeps, build_server
+    from .server.supervisor import WorkerSupervisor
+    from .server.worker_client import WorkerClient
+
+    cfg, path = _config(args)
+    transport = args.transport or cfg.server.transport
+    host = args.host or cfg.server.host
+    port = args.port or cfg.server.port
+    if transport != "stdio" and host not in LOOPBACK:
+        raise ConfigError(f"refusing to serve on non-loopback host {host!r}: HTTP auth is not in this version")
+    home = home_dir()
+
+    @asynccontextmanager
+    async def open_deps() -> AsyncIterator[ServerDeps]:
+        timeout = cfg.worker.submit_timeout_s + 10
+        if cfg.worker.url:
+            token = os.environ.get(cfg.worker.token_env, "")
+            client = WorkerClient.for_url(cfg.worker.url, token, timeout)
+            try:
+                yield ServerDeps(client, backend=cfg.worker.backend)
+            finally:
+                await client.aclose()
+            return
+        sup = WorkerSupervisor(home, path, timeout)
+        client = await sup.start()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.watch)
+            try:
+                yield ServerDeps(client, lambda: sup.restarts, cfg.worker.backend)
+            finally:
+                await sup.stop()
+                tg.cancel_scope.cancel()
+
+    server = build_server(open_deps)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run(transport, host=host, port=port)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .bootstrap import build_worker
+    from .worker.lock import HomeLock
+
+    cfg, _ = _config(args)
+    if args.backend:
+        cfg = cfg.model_copy(update={"worker": cfg.worker.model_copy(update={"backend": args.backend})})
+    token = os.environ.get(cfg.worker.token_env, "")
+    if not token:
+        raise ConfigError(f"set the worker's bearer token in ${cfg.worker.token_env} (every request must carry it)")
+    host = args.host or "127.0.0.1"
+    if not args.uds and host not in LOOPBACK:
+        raise ConfigError(f"refusing to listen on non-loopback host {host!r} in this version")
+    home = home_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    with HomeLock(home / "worker.lock"):
+        worker = build_worker(cfg, home)
+        app = worker.app(token)
+        if args.uds:
+            uds = Path(args.uds)
+            uds.unlink(missing_ok=True)
+            config = uvicorn.Config(app, uds=str(uds), log_level="warning", access_log=False)
+        else:
+            config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False)
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            anyio.run(worker.close)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return anyio.run(run_demo, args.home)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .server.supervisor import WorkerSupervisor
+    from .server.worker_client import WorkerClient
+
+    cfg, path = _config(args)
+
+    async def run() -> dict[str, object]:
+        if cfg.worker.url:
+            client = WorkerClient.for_url(cfg.worker.url, os.environ.get(cfg.worker.token_env, ""))
+            try:
+                return await client.call("health", {})
+            finally:
+                await client.aclose()
+        sup = WorkerSupervisor(home_dir(), path, 30)
+        client = await sup.start()
+        try:
+            return await client.call("health", {})
+        finally:
+            await sup.stop()
+
+    print(json.dumps(anyio.run(run), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    if args.action == "init":
+        target = config_path()
+        if target.exists() and not args.force:
+            print(f"{target} exists; use --force to overwrite", file=sys.stderr)
+            return 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = resources.files("qmt_mcp._config_examples").joinpath("embedded.toml").read_text(encoding="utf-8")
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+        return 0
+    cfg, path = _config(args)
+    print(f"# from: {path or 'embedded defaults'}", file=sys.stderr)
+    print(json.dumps(cfg.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .worker.audit import verify
+
+    ok, message = verify(home_dir() / "audit.jsonl")
+    print(message)
+    return 0 if ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qmt-mcp", description="MCP server for China A-shares via miniQMT/xtquant")
+    p.add_argument("--version", action="version", version=f"qmt-mcp {__version__}")
+    p.add_argument("--log-level", default=os.environ.get("QMT_MCP_LOG_LEVEL", "warning"))
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the MCP server (stdio by default) with an embedded worker")
+    s.add_argument("--transport", choices=["stdio", "streamable-http", "sse"])
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="run the worker daemon (next to miniQMT, or the simulator)")
+    w.add_argument("--backend", choices=["sim", "xtquant"])
+    w.add_argument("--config")
+    w.add_argument("--uds", help="listen on this Unix socket")
+    w.add_argument("--host")
+    w.add_argument("--port", type=int)
+    w.set_defaults(func=cmd_worker)
+
+    d = sub.add_parser("demo", help="a scripted agent session through a real MCP client, printed")
+    d.add_argument("--home", help="state dir for the demo (default: a fresh temporary one)")
+    d.set_defaults(func=cmd_demo)
+
+    h = sub.add_parser("health", help="print the worker's health")
+    h.add_argument("--config")
+    h.set_defaults(func=cmd_health)
+
+    a = sub.add_parser("audit", help="audit trail tools")
+    a.add_argument("action", choices=["verify"])
+    a.set_defaults(func=cmd_audit)
+
+    c = sub.add_parser("config", help="write or show the configuration")
+    c.add_argument("action", choices=["init", "show"])
+    c.add_argument("--config")
+    c.add_argument("--force", action="store_true")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"qmt-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

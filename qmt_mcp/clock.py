@@ -1,0 +1,44 @@
+"""Injected time and ids: the domain and the worker never read the wall clock themselves."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from .domain.timeutil import CN_TZ
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(CN_TZ)
+
+
+class ManualClock:
+    """A clock that moves only when told to (tests, scripted sessions)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, at: datetime) -> None:
+        self._now = at
+
+
+class IdSource(Protocol):
+    def client_order_id(self) -> str: ...
+
+
+class RandomIds:
+    def client_order_id(self) -> str:
+        return "q" + secrets.token_hex(8)

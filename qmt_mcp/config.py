@@ -1,0 +1,183 @@
+"""Configuration: TOML, validated; unknown keys are an error that names the key.
+
+The file is $QMT_MCP_CONFIG if set, else $QMT_MCP_HOME/config.toml; with neither present the
+embedded defaults apply (one paper account `sim` on the simulator). Secrets come from environment
+variables named here, never from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .domain.codes import normalize_code
+from .domain.errors import InvalidArgument
+from .domain.fees import FeeSchedule
+from .domain.risk import RiskLimits
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    transport: Literal["stdio", "streamable-http", "sse"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    token_env: str = "QMT_MCP_TOKEN"
+    allowed_origins: list[str] = []
+    confirm_human: Literal["off", "if_supported", "required"] = "off"
+
+
+class WorkerConfig(_Strict):
+    url: str = ""
+    token_env: str = "QMT_WORKER_TOKEN"
+    backend: Literal["sim", "xtquant"] = "sim"
+    call_timeout_s: float = Field(10, gt=0)
+    submit_timeout_s: float = Field(30, gt=0)
+
+
+class XtquantConfig(_Strict):
+    qmt_path: str = ""
+    session_id: int = 0
+
+
+class ConfirmConfig(_Strict):
+    ttl_s: int = Field(120, ge=5, le=3600)
+
+
+class RiskConfig(_Strict):
+    enabled: bool = True
+    max_order_value: Decimal = Decimal(100000)
+    max_daily_turnover: Decimal = Decimal(500000)
+    max_orders_per_minute: int = Field(10, ge=0)
+    max_daily_orders: int = Field(100, ge=0)
+    max_positions: int = Field(10, ge=0)
+    max_position_pct: Decimal = Decimal(30)
+    max_daily_loss: Decimal = Decimal(50000)
+    kill_switch: bool = False
+    blocked_codes: list[str] = []
+
+    @field_validator("blocked_codes")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        try:
+            return [normalize_code(c) for c in v]
+        except InvalidArgument as exc:
+            raise ValueError(exc.message) from exc
+
+    def limits(self) -> RiskLimits:
+        return RiskLimits(
+            enabled=self.enabled, max_order_value=self.max_order_value,
+            max_daily_turnover=self.max_daily_turnover, max_orders_per_minute=self.max_orders_per_minute,
+            max_daily_orders=self.max_daily_orders, max_positions=self.max_positions,
+            max_position_pct=self.max_position_pct, max_daily_loss=self.max_daily_loss,
+            kill_switch=self.kill_switch, blocked_codes=frozenset(self.blocked_codes),
+        )
+
+
+class AccountConfig(_Strict):
+    account_id: str = Field(min_length=1)
+    account_type: Literal["STOCK", "CREDIT"] = "STOCK"
+    live: bool = False
+    initial_cash: Decimal | None = None      # sim only; default sim.initial_cash
+    risk: dict[str, Any] | None = None       # overrides of [risk], same keys
+
+
+class SimConfig(_Strict):
+    seed: int = 42
+    initial_cash: Decimal = Decimal(1000000)
+    clock: Literal["continuous", "exchange"] = "continuous"
+    commission_rate: Decimal = Decimal("0.00025")
+    commission_min: Decimal = Decimal(5)
+    poll_interval_s: float = Field(0.5, gt=0, le=10)
+
+    def fee_schedule(self) -> FeeSchedule:
+        return FeeSchedule(self.commission_rate, self.commission_min)
+
+
+def _default_accounts() -> dict[str, AccountConfig]:
+    return {"sim": AccountConfig(account_id="88000001")}
+
+
+class Config(_Strict):
+    server: ServerConfig = ServerConfig()
+    worker: WorkerConfig = WorkerConfig()
+    xtquant: XtquantConfig = XtquantConfig()
+    confirm: ConfirmConfig = ConfirmConfig()
+    accounts: dict[str, AccountConfig] = Field(default_factory=_default_accounts)
+    risk: RiskConfig = RiskConfig()
+    sim: SimConfig = SimConfig()
+
+    def risk_for(self, account: str) -> RiskLimits:
+        overrides = self.accounts[account].risk or {}
+        merged = {**self.risk.model_dump(), **overrides}
+        try:
+            return RiskConfig.model_validate(merged).limits()
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, prefix=f"accounts.{account}.risk")) from exc
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message names the key."""
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("QMT_MCP_HOME") or Path.home() / ".qmt_mcp")
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("QMT_MCP_CONFIG")
+    return Path(explicit) if explicit else home_dir() / "config.toml"
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        key = f"{prefix}.{key}" if prefix else key
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        else:
+            parts.append(f"'{key}': {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The configuration in force; embedded defaults when no file exists (and none was named)."""
+    named = path is not None or bool(os.environ.get("QMT_MCP_CONFIG"))
+    p = path or config_path()
+    if not p.exists():
+        if named:
+            raise ConfigError(f"config file not found: {p}")
+        return Config()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {p}: {exc}") from exc
+    return parse_config(data)
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    if not cfg.accounts:
+        raise ConfigError("invalid configuration: at least one [accounts.NAME] is needed")
+    if cfg.sim.clock == "exchange":
+        raise ConfigError(
+            "'sim.clock': exchange sessions are not available in this version; use \"continuous\""
+        )
+    for name in cfg.accounts:
+        cfg.risk_for(name)  # validate overrides now, not at the first order
+    return cfg
+
+
+def mask_account_id(account_id: str) -> str:
+    return "****" + account_id[-4:] if len(account_id) > 4 else "****"

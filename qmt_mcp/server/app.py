@@ -1,0 +1,351 @@
+"""The MCP front: typed tools over the worker, resources and prompts.
+
+Every tool returns the contract envelope as structuredContent (it validates against the tool's
+outputSchema on success and on error) and sets isError on errors. The server keeps no trading
+state: everything is the worker's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from .. import __version__
+from ..domain.errors import ErrorCode, QmtError
+from . import schemas as S
+from .descriptions import TOOLS
+from .worker_client import WorkerClient
+
+log = logging.getLogger("qmt_mcp.server")
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                            open_world_hint=True)
+ORDER = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
+CANCEL = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
+
+Account = Annotated[str, Field(description="configured account name, e.g. sim (see list_accounts)")]
+Code = Annotated[str, Field(description="instrument code: 600000.SH, sh600000 or 600000")]
+Side = Literal["buy", "sell"]
+Volume = Annotated[int, Field(gt=0, description="shares (not lots)")]
+Price = Annotated[float | None, Field(gt=0, description="yuan per share; required for limit orders")]
+MarketType = Literal["best5_cancel", "best5_limit", "counterparty_best", "own_best", "ioc", "fok"]
+Wait = Annotated[float, Field(ge=0, le=60, description="seconds to wait for a final status (0-60)")]
+Cid = Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,24}$",
+                                  description="your id for this order (1-24 letters, digits, - _)")]
+
+
+@dataclass
+class ServerDeps:
+    client: WorkerClient
+    restarts: Callable[[], int] = field(default=lambda: 0)
+    backend: str = "sim"
+
+
+DepsFactory = Callable[[], AbstractAsyncContextManager[ServerDeps]]
+
+
+def result(env: BaseModel) -> CallToolResult:
+    """The envelope as structuredContent (top-level nulls dropped) plus the same JSON as text."""
+    data = {k: v for k, v in env.model_dump(mode="json").items() if v is not None}
+    ok = bool(data.get("ok"))
+    text = json.dumps(data, ensure_ascii=False)
+    if not ok:
+        err = data["error"]
+        text = f"{err['code']}: {err['message']} (hint: {err['hint']})\n{text}"
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data, is_error=not ok)
+
+
+def error_result(exc: QmtError, model: type[S.Envelope] = S.Envelope) -> CallToolResult:
+    return result(model.model_validate({"ok": False, "error": exc.to_dict()}))
+
+
+class QmtServer(MCPServer[Any]):
+    """MCPServer whose argument-validation failures are contract envelopes, not bare text."""
+
+    deps: ServerDeps | None = None
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                fields = sorted({".".join(str(p) for p in e["loc"]) for e in cause.errors()})
+                msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in cause.errors())
+                err = QmtError(f"invalid arguments: {msgs}", code=ErrorCode.INVALID_ARGUMENT,
+                               details={"arguments": fields})
+                return error_result(err)
+            if name not in TOOLS:
+                raise
+            log.exception("tool %s failed", name)
+            return error_result(QmtError("the server hit an unexpected error", code=ErrorCode.INTERNAL,
+                                         state_changed="unknown"))
+
+
+def _prompt_text(name: str) -> str:
+    return resources.files("qmt_mcp._prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
+
+
+def build_server(open_deps: DepsFactory) -> QmtServer:
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[Any]) -> AsyncIterator[ServerDeps]:
+        async with open_deps() as deps:
+            srv.deps = deps
+            try:
+                yield deps
+            finally:
+                srv.deps = None
+
+    srv = QmtServer(
+        "qmt-mcp", version=__version__, log_level="WARNING", lifespan=lifespan,
+        instructions=(
+            "Trade China A-shares through miniQMT (or the built-in simulator). Volumes are shares, "
+            "prices yuan. Preview before placing, show the preview to the person, pass a client_order_id, "
+            "and after SUBMIT_INDETERMINATE use get_order instead of placing again."
+        ),
+    )
+
+    async def call(name: str, args: dict[str, Any], model: type[S.Envelope], extra: float = 0) -> CallToolResult:
+        deps = srv.deps
+        if deps is None:
+            return error_result(QmtError("the server is not connected to a worker",
+                                         code=ErrorCode.WORKER_UNAVAILABLE), model)
+        clean = {k: v for k, v in args.items() if v is not None}
+        try:
+            payload = await deps.client.call(name, clean, extra)
+            if name == "health":
+                payload["worker"]["restarts"] = deps.restarts()
+            env = model.model_validate({"ok": True, **payload})
+        except QmtError as exc:
+            if name == "health" and exc.code is ErrorCode.WORKER_UNAVAILABLE:
+                return result(_worker_down(deps))
+            return error_result(exc, model)
+        except ValidationError:
+            log.exception("worker answer to %s does not fit its schema", name)
+            return error_result(QmtError("the worker's answer did not fit the schema", code=ErrorCode.INTERNAL,
+                                         state_changed="unknown"), model)
+        return result(env)
+
+    def tool(name: str, annotations: ToolAnnotations) -> Callable[[Any], Any]:
+        title, description = TOOLS[name]
+        return srv.tool(name=name, title=title, description=description, annotations=annotations)
+
+    @tool("health", READ_ONLY)
+    async def health() -> Annotated[CallToolResult, S.HealthResult]:
+        return await call("health", {}, S.HealthResult)
+
+    @tool("list_accounts", READ_ONLY)
+    async def list_accounts() -> Annotated[CallToolResult, S.ListAccountsResult]:
+        return await call("list_accounts", {}, S.ListAccountsResult)
+
+    @tool("get_quote", READ_ONLY)
+    async def get_quote(
+        codes: Annotated[list[str], Field(min_length=1, max_length=50, description="1-50 instrument codes")],
+    ) -> Annotated[CallToolResult, S.GetQuoteResult]:
+        return await call("get_quote", {"codes": codes}, S.GetQuoteResult)
+
+    @tool("get_klines", READ_ONLY)
+    async def get_klines(
+        code: Code,
+        period: Literal["1m", "5m", "15m", "30m", "60m", "1d", "1w"] = "1d",
+        start: Annotated[str | None, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")] = None,
+        end: Annotated[str | None, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")] = None,
+        count: Annotated[int, Field(ge=1, le=5000)] = 100,
+        adjust: Literal["none", "front", "back"] = "none",
+    ) -> Annotated[CallToolResult, S.GetKlinesResult]:
+        args = {"code": code, "period": period, "start": start, "end": end, "count": count, "adjust": adjust}
+        return await call("get_klines", args, S.GetKlinesResult)
+
+    @tool("get_ticks", READ_ONLY)
+    async def get_ticks(
+        code: Code,
+        start: Annotated[str, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")],
+        end: Annotated[str, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")],
+        limit: Annotated[int, Field(ge=1, le=5000)] = 100,
+    ) -> Annotated[CallToolResult, S.GetTicksResult]:
+        return await call("get_ticks", {"code": code, "start": start, "end": end, "limit": limit}, S.GetTicksResult)
+
+    @tool("search_instruments", READ_ONLY)
+    async def search_instruments(
+        query: Annotated[str | None, Field(max_length=40, description="code prefix or part of the name")] = None,
+        sector: Annotated[str | None, Field(max_length=40, description="a name from list_sectors")] = None,
+        limit: Annotated[int, Field(ge=1, le=500)] = 20,
+    ) -> Annotated[CallToolResult, S.SearchResult]:
+        return await call("search_instruments", {"query": query, "sector": sector, "limit": limit}, S.SearchResult)
+
+    @tool("get_instrument", READ_ONLY)
+    async def get_instrument(code: Code) -> Annotated[CallToolResult, S.InstrumentResult]:
+        return await call("get_instrument", {"code": code}, S.InstrumentResult)
+
+    @tool("list_sectors", READ_ONLY)
+    async def list_sectors() -> Annotated[CallToolResult, S.SectorsResult]:
+        return await call("list_sectors", {}, S.SectorsResult)
+
+    @tool("get_asset", READ_ONLY)
+    async def get_asset(account: Account) -> Annotated[CallToolResult, S.AssetResult]:
+        return await call("get_asset", {"account": account}, S.AssetResult)
+
+    @tool("get_positions", READ_ONLY)
+    async def get_positions(account: Account) -> Annotated[CallToolResult, S.PositionsResult]:
+        return await call("get_positions", {"account": account}, S.PositionsResult)
+
+    @tool("get_orders", READ_ONLY)
+    async def get_orders(account: Account, cancelable_only: bool = False) -> Annotated[CallToolResult, S.OrdersResult]:
+        return await call("get_orders", {"account": account, "cancelable_only": cancelable_only}, S.OrdersResult)
+
+    @tool("get_trades", READ_ONLY)
+    async def get_trades(account: Account) -> Annotated[CallToolResult, S.TradesResult]:
+        return await call("get_trades", {"account": account}, S.TradesResult)
+
+    @tool("get_order", READ_ONLY)
+    async def get_order(
+        account: Account,
+        order_id: Annotated[int | None, Field(description="the broker's order id")] = None,
+        client_order_id: Cid = None,
+        wait_seconds: Wait = 0,
+    ) -> Annotated[CallToolResult, S.OrderResult]:
+        args = {"account": account, "order_id": order_id, "client_order_id": client_order_id,
+                "wait_seconds": wait_seconds}
+        return await call("get_order", args, S.OrderResult, wait_seconds)
+
+    @tool("preview_order", READ_ONLY)
+    async def preview_order(
+        account: Account, code: Code, side: Side, volume: Volume, price: Price = None,
+        order_type: Literal["limit", "market"] = "limit", market_type: MarketType | None = None,
+    ) -> Annotated[CallToolResult, S.PreviewResult]:
+        args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
+                "order_type": order_type, "market_type": market_type}
+        return await call("preview_order", args, S.PreviewResult)
+
+    @tool("place_order", ORDER)
+    async def place_order(
+        account: Account, code: Code, side: Side, volume: Volume, price: Price = None,
+        order_type: Literal["limit", "market"] = "limit", market_type: MarketType | None = None,
+        client_order_id: Cid = None,
+        confirm_token: Annotated[str | None, Field(max_length=1024, description="from preview_order")] = None,
+        wait_seconds: Wait = 0,
+    ) -> Annotated[CallToolResult, S.PlaceResult]:
+        args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
+                "order_type": order_type, "market_type": market_type, "client_order_id": client_order_id,
+                "confirm_token": confirm_token, "wait_seconds": wait_seconds}
+        return await call("place_order", args, S.PlaceResult, wait_seconds)
+
+    @tool("cancel_order", CANCEL)
+    async def cancel_order(
+        account: Account, order_id: Annotated[int, Field(description="the broker's order id")],
+    ) -> Annotated[CallToolResult, S.CancelResult]:
+        return await call("cancel_order", {"account": account, "order_id": order_id}, S.CancelResult)
+
+    @tool("get_risk_status", READ_ONLY)
+    async def get_risk_status(
+        account: Annotated[str | None, Field(description="one account; all when omitted")] = None,
+    ) -> Annotated[CallToolResult, S.RiskStatusResult]:
+        return await call("get_risk_status", {"account": account}, S.RiskStatusResult)
+
+    @tool("reset_risk", ORDER)
+    async def reset_risk(
+        account: Account,
+        note: Annotated[str, Field(min_length=1, max_length=200, description="why, recorded with the reset")],
+        confirm_token: Annotated[str | None, Field(max_length=1024)] = None,
+    ) -> Annotated[CallToolResult, S.ResetRiskResult]:
+        return await call("reset_risk", {"account": account, "note": note, "confirm_token": confirm_token},
+                          S.ResetRiskResult)
+
+    @tool("get_order_events", READ_ONLY)
+    async def get_order_events(
+        account: Account,
+        after_seq: Annotated[int, Field(ge=0)] = 0,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+        wait_seconds: Annotated[float, Field(ge=0, le=60, description="long-poll up to this many seconds")] = 0,
+    ) -> Annotated[CallToolResult, S.EventsResult]:
+        args = {"account": account, "after_seq": after_seq, "limit": limit, "wait_seconds": wait_seconds}
+        return await call("get_order_events", args, S.EventsResult, wait_seconds)
+
+    _register_resources(srv)
+    _register_prompts(srv)
+    return srv
+
+
+def _worker_down(deps: ServerDeps) -> S.HealthResult:
+    return S.HealthResult(
+        ok=True,
+        worker=S.WorkerHealth(state="down", backend="xtquant" if deps.backend == "xtquant" else "sim",
+                              version=__version__, uptime_s=0, xtquant_loaded=False, restarts=deps.restarts()),
+        data=S.DataHealth(fresh=False, stale_codes=[]),
+        accounts={},
+    )
+
+
+async def _read(srv: QmtServer, name: str, args: dict[str, Any]) -> str:
+    deps = srv.deps
+    if deps is None:
+        raise ResourceError("the server is not connected to a worker")
+    try:
+        payload = await deps.client.call(name, args)
+    except QmtError as exc:
+        if exc.code in (ErrorCode.UNKNOWN_ACCOUNT, ErrorCode.ORDER_NOT_FOUND, ErrorCode.INVALID_ARGUMENT):
+            raise ResourceNotFoundError(exc.message) from exc
+        raise ResourceError(f"{exc.code.value}: {exc.message}") from exc
+    if name == "health":
+        payload["worker"]["restarts"] = deps.restarts()
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def _register_resources(srv: QmtServer) -> None:
+    mime = "application/json"
+
+    @srv.resource("qmt://health", name="health", title="Health", mime_type=mime,
+                  description="Worker, data and account state (as the health tool).")
+    async def health_resource() -> str:
+        return await _read(srv, "health", {})
+
+    @srv.resource("qmt://accounts/{account}/events", name="account-events", title="Account events", mime_type=mime,
+                  description="The latest 100 events of the account and next_seq.")
+    async def events_resource(account: str) -> str:
+        return await _read(srv, "latest_events", {"account": account, "limit": 100})
+
+    @srv.resource("qmt://accounts/{account}/orders/{order_id}", name="order", title="Order", mime_type=mime,
+                  description="One order and its events.")
+    async def order_resource(account: str, order_id: str) -> str:
+        if not order_id.isdigit():
+            raise ResourceNotFoundError("order_id must be a number")
+        return await _read(srv, "get_order", {"account": account, "order_id": int(order_id)})
+
+    @srv.resource("qmt://accounts/{account}/positions", name="positions", title="Positions", mime_type=mime,
+                  description="The account's positions (shares, yuan).")
+    async def positions_resource(account: str) -> str:
+        return await _read(srv, "get_positions", {"account": account})
+
+    @srv.resource("qmt://accounts/{account}/asset", name="asset", title="Asset", mime_type=mime,
+                  description="The account's cash and total asset (yuan).")
+    async def asset_resource(account: str) -> str:
+        return await _read(srv, "get_asset", {"account": account})
+
+
+def _register_prompts(srv: QmtServer) -> None:
+    @srv.prompt(name="place_order_safely", title="Place an order safely",
+                description="Health, risk, preview, the person's OK, place with a token, then verify.")
+    def place_order_safely(account: str, code: str, side: str, volume: str, price: str = "") -> str:
+        price_text = f"at {price} yuan per share" if price else "(you choose a limit price from the quote)"
+        return _prompt_text("place_order_safely").format(
+            account=account, code=code, side=side, volume=volume, price=price_text)
+
+    @srv.prompt(name="review_portfolio", title="Review a portfolio",
+                description="Asset, positions, P&L, risk usage and open orders of one account.")
+    def review_portfolio(account: str) -> str:
+        return _prompt_text("review_portfolio").format(account=account)
+
+    @srv.prompt(name="reconcile_unknown_order", title="Reconcile an unknown order",
+                description="What to do after SUBMIT_INDETERMINATE.")
+    def reconcile_unknown_order(account: str, client_order_id: str) -> str:
+        return _prompt_text("reconcile_unknown_order").format(account=account, client_order_id=client_order_id)

@@ -1,0 +1,298 @@
+"""Output schemas: every tool's result is an envelope that an error result also satisfies.
+
+{"ok": true, ...payload} or {"ok": false, "error": {...}}. All payload fields are optional so a
+TypeScript client (the MCP Inspector) that validates error results against outputSchema accepts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..domain.errors import ErrorCode
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorInfo(_Out):
+    code: ErrorCode
+    message: str
+    hint: str = ""
+    retryable: bool = False
+    state_changed: Literal["no", "yes", "unknown"] = "no"
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Envelope(_Out):
+    ok: bool
+    error: ErrorInfo | None = None
+
+
+# ----- health and accounts
+class TraderState(_Out):
+    state: Literal["never_connected", "alive", "lost"]
+    last_connect_at: str | None = None
+    last_disconnect_at: str | None = None
+
+
+class AccountHealth(_Out):
+    trader: TraderState
+    risk_breaker: Literal["ok", "tripped"]
+    baseline: Literal["captured", "pending"]
+    live: bool
+    ready_to_trade: bool
+
+
+class WorkerHealth(_Out):
+    state: Literal["up", "degraded", "down"]
+    backend: Literal["sim", "xtquant"]
+    version: str
+    uptime_s: float
+    xtquant_loaded: bool
+    restarts: int
+
+
+class DataHealth(_Out):
+    fresh: bool
+    stale_codes: list[str]
+
+
+class HealthResult(Envelope):
+    worker: WorkerHealth | None = None
+    data: DataHealth | None = None
+    accounts: dict[str, AccountHealth] | None = None
+
+
+class AccountInfo(_Out):
+    name: str
+    account_id: str = Field(description="masked, e.g. ****0001")
+    account_type: str
+    live: bool
+
+
+class ListAccountsResult(Envelope):
+    accounts: list[AccountInfo] | None = None
+
+
+# ----- market data
+class QuoteOut(_Out):
+    code: str
+    name: str
+    time: str
+    last: float
+    open: float
+    high: float
+    low: float
+    pre_close: float
+    volume: int = Field(description="shares traded today")
+    amount: float = Field(description="yuan traded today")
+    bid_prices: list[float]
+    bid_volumes: list[int]
+    ask_prices: list[float]
+    ask_volumes: list[int]
+    up_limit: float
+    down_limit: float
+    status: str
+    stale: bool
+
+
+class GetQuoteResult(Envelope):
+    quotes: list[QuoteOut] | None = None
+
+
+class BarOut(_Out):
+    time: str = Field(description="bar start, +08:00")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int = Field(description="shares")
+    amount: float = Field(description="yuan")
+
+
+class GetKlinesResult(Envelope):
+    code: str | None = None
+    period: str | None = None
+    adjust: str | None = None
+    bars: list[BarOut] | None = None
+
+
+class TickOut(_Out):
+    time: str
+    last: float
+    volume: int
+    amount: float
+    bid_prices: list[float]
+    bid_volumes: list[int]
+    ask_prices: list[float]
+    ask_volumes: list[int]
+
+
+class GetTicksResult(Envelope):
+    code: str | None = None
+    ticks: list[TickOut] | None = None
+
+
+class InstrumentBrief(_Out):
+    code: str
+    name: str
+    board: str
+
+
+class SearchResult(Envelope):
+    instruments: list[InstrumentBrief] | None = None
+
+
+class InstrumentResult(Envelope):
+    code: str | None = None
+    name: str | None = None
+    exchange: str | None = None
+    board: str | None = None
+    buy_lot_min: int | None = None
+    buy_lot_step: int | None = None
+    price_tick: float | None = None
+    pre_close: float | None = None
+    up_limit: float | None = None
+    down_limit: float | None = None
+    st: bool | None = None
+    suspended: bool | None = None
+    t_plus: int | None = None
+
+
+class SectorsResult(Envelope):
+    sectors: list[str] | None = None
+
+
+# ----- account state
+class AssetResult(Envelope):
+    cash: float | None = Field(None, description="available cash, yuan")
+    frozen_cash: float | None = None
+    market_value: float | None = None
+    total_asset: float | None = None
+
+
+class PositionOut(_Out):
+    code: str
+    name: str
+    volume: int
+    can_use_volume: int = Field(description="sellable now (today's buys sell from T+1)")
+    avg_price: float
+    last_price: float
+    market_value: float
+    unrealized_pnl: float
+
+
+class PositionsResult(Envelope):
+    positions: list[PositionOut] | None = None
+
+
+class OrderOut(_Out):
+    order_id: int | None
+    client_order_id: str
+    code: str
+    name: str
+    side: Literal["buy", "sell"]
+    order_type: Literal["limit", "market"]
+    price_type: int = Field(description="xtquant price type")
+    price: float
+    volume: int
+    traded_volume: int
+    traded_price: float
+    status: str
+    status_msg: str
+    time: str
+    live: bool
+
+
+class OrdersResult(Envelope):
+    orders: list[OrderOut] | None = None
+
+
+class TradeOut(_Out):
+    trade_id: str
+    order_id: int
+    client_order_id: str
+    code: str
+    side: Literal["buy", "sell"]
+    price: float
+    volume: int
+    amount: float
+    commission: float = Field(description="all fees of this fill, yuan")
+    time: str
+
+
+class TradesResult(Envelope):
+    trades: list[TradeOut] | None = None
+
+
+class EventOut(_Open):
+    seq: int
+    time: str
+    account: str
+    type: str
+    order_id: int | None = None
+    client_order_id: str | None = None
+    code: str | None = None
+    status: str | None = None
+
+
+class OrderResult(Envelope):
+    order: OrderOut | None = None
+    events: list[EventOut] | None = None
+
+
+class CheckOut(_Out):
+    rule: str
+    ok: bool
+    message: str
+
+
+class EstimateOut(_Out):
+    price: float
+    amount: float
+    commission: float
+    stamp_duty: float
+    transfer_fee: float
+    total: float = Field(description="cash out for a buy, cash in for a sell, yuan")
+
+
+class PreviewResult(Envelope):
+    would_accept: bool | None = None
+    checks: list[CheckOut] | None = None
+    estimate: EstimateOut | None = None
+    risk: dict[str, Any] | None = None
+    live: bool | None = None
+    order: dict[str, Any] | None = None
+    confirm_token: str | None = None
+    confirm_expires_at: str | None = None
+
+
+class PlaceResult(Envelope):
+    order: OrderOut | None = None
+    idempotent_replay: bool | None = None
+
+
+class CancelResult(Envelope):
+    order: OrderOut | None = None
+    cancel_requested: bool | None = None
+
+
+class RiskStatusResult(Envelope):
+    accounts: dict[str, dict[str, Any]] | None = None
+
+
+class ResetRiskResult(Envelope):
+    breaker: dict[str, Any] | None = None
+    reset_at: str | None = None
+
+
+class EventsResult(Envelope):
+    events: list[EventOut] | None = None
+    next_seq: int | None = None

@@ -1,0 +1,97 @@
+"""The worker's HTTP API: POST /v1/<call> with a JSON object, bearer token on every request.
+
+Every answer is the contract envelope: {"ok": true, ...payload} or {"ok": false, "error": {...}}.
+Domain errors are 200 with ok=false (they are answers); only transport problems use 4xx/5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..domain.errors import ErrorCode, QmtError
+
+log = logging.getLogger("qmt_mcp.worker")
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MAX_BODY = 64 * 1024
+
+
+def error_body(exc: QmtError) -> dict[str, Any]:
+    return {"ok": False, "error": exc.to_dict()}
+
+
+AUDITED = {"place_order", "cancel_order", "reset_risk"}
+
+
+def build_app(
+    handlers: dict[str, Handler], token: str, tick: Callable[[], Awaitable[None]] | None = None,
+    poll_interval_s: float = 0.5, audit: Callable[[dict[str, Any]], None] | None = None,
+) -> Starlette:
+    expected = f"Bearer {token}".encode()
+
+    async def call(request: Request) -> Response:
+        supplied = request.headers.get("authorization", "").encode()
+        # Constant-time comparison: the token is the only thing between a client and the account.
+        if not token or not hmac.compare_digest(supplied, expected):
+            exc = QmtError("missing or wrong bearer token", code=ErrorCode.UNAUTHORIZED)
+            return JSONResponse(error_body(exc), status_code=401)
+        name = request.path_params["name"]
+        handler = handlers.get(name)
+        if handler is None:
+            exc = QmtError(f"no worker call named {name!r}", code=ErrorCode.INVALID_ARGUMENT)
+            return JSONResponse(error_body(exc), status_code=404)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            exc = QmtError("request body too large", code=ErrorCode.INVALID_ARGUMENT)
+            return JSONResponse(error_body(exc), status_code=413)
+        try:
+            args = json.loads(body) if body else {}
+        except (ValueError, UnicodeDecodeError):
+            args = None
+        if not isinstance(args, dict):
+            exc = QmtError("the body must be a JSON object", code=ErrorCode.INVALID_ARGUMENT)
+            return JSONResponse(error_body(exc), status_code=400)
+        status = 200
+        try:
+            body_out: dict[str, Any] = {"ok": True, **await handler(args)}
+        except QmtError as exc:
+            log.info("call %s refused: %s %s", name, exc.code.value, exc.message)
+            body_out = error_body(exc)
+        except Exception:
+            log.exception("call %s failed", name)
+            exc = QmtError("the worker hit an unexpected error", code=ErrorCode.INTERNAL, state_changed="unknown")
+            body_out, status = error_body(exc), 500
+        if audit is not None and name in AUDITED:
+            audit({"call": name, "args": {k: v for k, v in args.items() if k != "confirm_token"},
+                   "outcome": body_out if not body_out["ok"] else {"ok": True, "order": body_out.get("order")}})
+        return JSONResponse(body_out, status_code=status)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            if tick is not None:
+                tg.start_soon(_poll_loop, tick, poll_interval_s)
+            yield
+            tg.cancel_scope.cancel()
+
+    return Starlette(routes=[Route("/v1/{name}", call, methods=["POST"])], lifespan=lifespan)
+
+
+async def _poll_loop(tick: Callable[[], Awaitable[None]], interval: float) -> None:
+    """Let simulated time pass: resting orders meet each new quote."""
+    while True:
+        try:
+            await tick()
+        except Exception:
+            log.exception("poll failed")
+        await anyio.sleep(interval)

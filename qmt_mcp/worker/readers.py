@@ -1,0 +1,172 @@
+"""Read-only worker calls: market data, instruments, accounts and health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..backends.port import BrokerPort
+from ..clock import Clock
+from ..config import Config, mask_account_id
+from ..domain.codes import normalize_code
+from ..domain.errors import InvalidArgument, UnknownInstrument
+from ..domain.market import PERIODS
+from ..domain.timeutil import CN_TZ, parse_time
+from .args import opt_int, opt_str
+from .service import WorkerService
+
+ADJUST = ("none", "front", "back")
+EPOCH = datetime(1990, 12, 19, tzinfo=CN_TZ)  # the first A-share trading day
+
+
+class Readers:
+    def __init__(self, cfg: Config, broker: BrokerPort, clock: Clock, service: WorkerService, version: str) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.clock = clock
+        self.service = service
+        self.version = version
+
+    async def _known(self, raw: object) -> str:
+        code = normalize_code(raw)
+        await self.broker.instrument(code)  # raises UnknownInstrument
+        return code
+
+    async def get_quote(self, args: dict[str, Any]) -> dict[str, Any]:
+        codes = args.get("codes")
+        if isinstance(codes, str):
+            codes = [c for c in codes.replace(",", " ").split() if c]
+        if not isinstance(codes, list) or not 1 <= len(codes) <= 50:
+            raise InvalidArgument("codes must be a list of 1 to 50 instrument codes", details={"argument": "codes"})
+        canon = []
+        unknown = []
+        for raw in codes:
+            code = normalize_code(raw)
+            try:
+                await self.broker.instrument(code)
+            except UnknownInstrument:
+                unknown.append(code)
+            if code not in canon:
+                canon.append(code)
+        if unknown:
+            raise UnknownInstrument(f"unknown instrument(s): {', '.join(unknown)}", details={"codes": unknown})
+        return {"quotes": [q.to_wire() for q in await self.broker.quotes(canon)]}
+
+    async def get_klines(self, args: dict[str, Any]) -> dict[str, Any]:
+        code = await self._known(args.get("code"))
+        period = args.get("period") or "1d"
+        if period not in PERIODS:
+            raise InvalidArgument(f"period must be one of {', '.join(PERIODS)}", details={"argument": "period"})
+        count = opt_int(args, "count", 100, 1, 5000)
+        adjust = args.get("adjust") or "none"
+        if adjust not in ADJUST:
+            raise InvalidArgument("adjust must be none, front or back", details={"argument": "adjust"})
+        start, end = self._range(args, EPOCH, self.clock.now())
+        bars = await self.broker.bars(code, period, start, end, count)
+        return {"code": code, "period": period, "adjust": adjust, "bars": [b.to_wire() for b in bars]}
+
+    def _range(self, args: dict[str, Any], start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        if args.get("start") is not None:
+            start = parse_time(args["start"], "start")
+        if args.get("end") is not None:
+            end = parse_time(args["end"], "end")
+            if isinstance(args["end"], str) and len(args["end"].strip()) == 8:
+                end = end.replace(hour=23, minute=59, second=59)  # a date means the whole day
+        if end < start:
+            raise InvalidArgument("end is before start", details={"argument": "end"})
+        return start, end
+
+    async def get_ticks(self, args: dict[str, Any]) -> dict[str, Any]:
+        code = await self._known(args.get("code"))
+        if args.get("start") is None or args.get("end") is None:
+            raise InvalidArgument("start and end are required", details={"argument": "start"})
+        start, end = self._range(args, EPOCH, self.clock.now())
+        limit = opt_int(args, "limit", 100, 1, 5000)
+        ticks = await self.broker.ticks(code, start, end, limit)
+        out = []
+        for q in ticks:
+            w = q.to_wire()
+            out.append({k: w[k] for k in ("time", "last", "volume", "amount", "bid_prices", "bid_volumes",
+                                          "ask_prices", "ask_volumes")})
+        return {"code": code, "ticks": out}
+
+    async def search_instruments(self, args: dict[str, Any]) -> dict[str, Any]:
+        query = (opt_str(args, "query", 40) or "").upper()
+        sector = opt_str(args, "sector", 40)
+        limit = opt_int(args, "limit", 20, 1, 500)
+        if sector is not None and sector not in await self.broker.sectors():
+            raise InvalidArgument(f"no sector named {sector!r}; list_sectors shows them",
+                                  details={"argument": "sector"})
+        out = []
+        for item in await self.broker.listings():
+            if sector is not None and sector not in item.sectors:
+                continue
+            digits = item.code.split(".")[0]
+            bare = query.removeprefix("SH").removeprefix("SZ").removeprefix("BJ") if query[:2] in (
+                "SH", "SZ", "BJ") and query[2:].isdigit() else query
+            if query and not (item.code.startswith(bare) or digits.startswith(bare) or query in item.name.upper()):
+                continue
+            out.append({"code": item.code, "name": item.name, "board": item.board})
+        return {"instruments": out[:limit]}
+
+    async def get_instrument(self, args: dict[str, Any]) -> dict[str, Any]:
+        code = normalize_code(args.get("code"))
+        return (await self.broker.instrument(code)).to_wire()
+
+    async def list_sectors(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"sectors": await self.broker.sectors()}
+
+    async def list_accounts(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"accounts": [
+            {"name": n, "account_id": mask_account_id(a.account_id), "account_type": a.account_type, "live": a.live}
+            for n, a in self.cfg.accounts.items()
+        ]}
+
+    async def get_asset(self, args: dict[str, Any]) -> dict[str, Any]:
+        _, acct = self.service.account(args)
+        return (await self.broker.asset(acct.account_id)).to_wire()
+
+    async def get_positions(self, args: dict[str, Any]) -> dict[str, Any]:
+        _, acct = self.service.account(args)
+        return {"positions": [p.to_wire() for p in await self.broker.positions(acct.account_id)]}
+
+    async def get_trades(self, args: dict[str, Any]) -> dict[str, Any]:
+        _, acct = self.service.account(args)
+        return {"trades": [t.to_wire() for t in await self.broker.trades(acct.account_id)]}
+
+    async def health(self, args: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock.now()
+        bh = self.broker.health()
+        accounts: dict[str, Any] = {}
+        for name, acct in self.cfg.accounts.items():
+            state = self.service.journal.risk_state(name)
+            tripped = bool(state and state["tripped"])
+            captured = bool(state and state["baseline"] is not None and state["day"] == now.date().isoformat())
+            accounts[name] = {
+                "trader": {"state": "alive", "last_connect_at": self.service.started_at.isoformat(),
+                           "last_disconnect_at": None},
+                "risk_breaker": "tripped" if tripped else "ok",
+                "baseline": "captured" if captured else "pending",
+                "live": acct.live,
+                "ready_to_trade": not tripped,
+            }
+        return {
+            "worker": {"state": "up", "backend": bh["backend"], "version": self.version,
+                       "uptime_s": round((now - self.service.started_at).total_seconds(), 1),
+                       "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0},
+            "data": {"fresh": bh["fresh"], "stale_codes": bh["stale_codes"]},
+            "accounts": accounts,
+        }
+
+    async def sim_advance(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Tests and rehearsals with a manual clock: move simulated time forward and match."""
+        seconds = args.get("seconds")
+        if not isinstance(seconds, int | float) or not 0 < seconds <= 86400 * 7:
+            raise InvalidArgument("seconds must be in (0, 604800]", details={"argument": "seconds"})
+        advance = getattr(self.clock, "advance", None)
+        if advance is None:
+            raise InvalidArgument("the worker runs on the system clock", details={"argument": "seconds"})
+        advance(float(seconds))
+        await self.service.tick()
+        return {"now": self.clock.now().isoformat()}
+

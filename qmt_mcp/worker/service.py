@@ -1,0 +1,422 @@
+"""The worker's order path and event journal: everything that must hold for every client.
+
+place_order: normalize → validate (rule book) → confirm token (live) → risk → record
+`pending_submit` durably → broker call (order_remark = client_order_id) → broker pushes advance the
+record through the status table and land in the journal as events.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import anyio
+
+from ..backends.port import (
+    BrokerEvent,
+    BrokerOrder,
+    BrokerPort,
+    CancelFailed,
+    OrderFailed,
+    OrderUpdated,
+    TradeFilled,
+)
+from ..clock import Clock, IdSource
+from ..config import AccountConfig, Config, mask_account_id
+from ..domain.errors import (
+    BrokerReject,
+    ConfirmError,
+    ErrorCode,
+    IdempotencyConflict,
+    InvalidArgument,
+    NotCancelable,
+    OrderNotFound,
+    QmtError,
+    SubmitIndeterminate,
+    UnknownAccount,
+)
+from ..domain.orders import OrderRecord, OrderRequest, OrderType, check_client_order_id, parse_order_request
+from ..domain.risk import RiskContext, evaluate, first_denial
+from ..domain.status import CANCELABLE, TERMINAL, IllegalTransition, OrderStatus
+from ..domain.timeutil import iso, iso_ms
+from ..domain.validation import AccountView, estimate, first_failure, run_checks
+from .args import opt_bool, opt_float, opt_int, opt_str, req_str
+from .confirm import ConfirmTokens
+from .journal import Journal
+from .riskbook import RiskBook, day_start
+
+log = logging.getLogger("qmt_mcp.worker")
+
+
+class WorkerService:
+    def __init__(
+        self, cfg: Config, broker: BrokerPort, journal: Journal, tokens: ConfirmTokens, clock: Clock,
+        ids: IdSource,
+    ) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.journal = journal
+        self.tokens = tokens
+        self.clock = clock
+        self.ids = ids
+        self.risk = RiskBook(journal, broker, clock)
+        self.started_at = clock.now()
+        self._by_account_id = {a.account_id: name for name, a in cfg.accounts.items()}
+        self._changed = anyio.Event()
+        self._lock = anyio.Lock()  # one order decision at a time: risk usage must see pending orders
+        broker.set_sink(self.on_broker_event)
+
+    # ----- accounts
+    def account(self, args: dict[str, Any]) -> tuple[str, AccountConfig]:
+        name = req_str(args, "account")
+        acct = self.cfg.accounts.get(name)
+        if acct is None:
+            raise UnknownAccount(f"no account named {name!r}", details={"accounts": sorted(self.cfg.accounts)})
+        return name, acct
+
+    # ----- broker pushes → records and events
+    def on_broker_event(self, ev: BrokerEvent) -> None:
+        """Called by the broker after each state change, in push order. Never calls the broker."""
+        if isinstance(ev, OrderUpdated):
+            self._apply_order(ev.order)
+        elif isinstance(ev, TradeFilled):
+            t = ev.trade
+            name = self._by_account_id.get(t.account_id)
+            if name is not None:
+                self.journal.append_event(name, iso(t.time), "trade", t.order_id, t.remark or None, {
+                    "code": t.code, "side": t.side.value, "trade_id": t.trade_id, "price": float(t.price),
+                    "volume": t.volume, "amount": float(t.amount), "commission": float(t.commission),
+                })
+        elif isinstance(ev, OrderFailed):
+            name = self._by_account_id.get(ev.account_id)
+            if name is not None:
+                self.journal.append_event(name, iso(self.clock.now()), "order_error", ev.order_id,
+                                          ev.remark or None, {"error_id": ev.error_id, "message": ev.message})
+        elif isinstance(ev, CancelFailed):
+            name = self._by_account_id.get(ev.account_id)
+            if name is not None:
+                rec = self.journal.order_by_id(name, ev.order_id)
+                self.journal.append_event(name, iso(self.clock.now()), "cancel_error", ev.order_id,
+                                          rec.client_order_id if rec else None,
+                                          {"error_id": ev.error_id, "message": ev.message})
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def _apply_order(self, bo: BrokerOrder) -> None:
+        name = self._by_account_id.get(bo.account_id)
+        if name is None:
+            return
+        rec = self.journal.order_by_id(name, bo.order_id)
+        if rec is None and bo.remark:
+            rec = self.journal.order_by_client_id(name, bo.remark)
+        if rec is None:
+            rec = self._external(name, bo)
+        try:
+            new = rec.advanced(bo.status, order_id=bo.order_id, traded_volume=bo.traded_volume,
+                               traded_amount=bo.traded_amount, status_msg=bo.status_msg)
+        except IllegalTransition as exc:
+            log.warning("refused transition for client_order_id=%s: %s", rec.client_order_id, exc)
+            return
+        if new == rec:
+            return
+        self.journal.put_order(new)
+        self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id,
+                                  new.client_order_id, self._status_data(new))
+
+    def _external(self, name: str, bo: BrokerOrder) -> OrderRecord:
+        """An order the broker has that we never placed (typed by hand in QMT): recorded as external."""
+        rec = OrderRecord(
+            account=name, client_order_id=bo.remark or f"ext-{bo.order_id}", code=bo.code, name=bo.name,
+            side=bo.side, order_type=OrderType.LIMIT if bo.price_type == 11 else OrderType.MARKET,
+            market_type=None, price_type=bo.price_type, price=bo.price, volume=bo.volume,
+            status=OrderStatus.UNKNOWN, created_at=iso_ms(bo.time), order_id=bo.order_id,
+            live=self.cfg.accounts[name].live, fingerprint={"external": "true"},
+        )
+        self.journal.insert_order(rec)
+        return rec
+
+    @staticmethod
+    def _status_data(r: OrderRecord) -> dict[str, Any]:
+        return {"code": r.code, "side": r.side.value, "status": r.status.value, "volume": r.volume,
+                "traded_volume": r.traded_volume, "traded_price": float(r.traded_price),
+                "status_msg": r.status_msg}
+
+    # ----- preview and place
+    async def _validate(self, req: OrderRequest) -> dict[str, Any]:
+        inst = await self.broker.instrument(req.code)
+        quote = (await self.broker.quotes([req.code]))[0]
+        account_id = self.cfg.accounts[req.account].account_id
+        asset = await self.broker.asset(account_id)
+        positions = await self.broker.positions(account_id)
+        view = AccountView(
+            cash=asset.cash,
+            can_use_volume={p.code: p.can_use_volume for p in positions},
+            volume={p.code: p.volume for p in positions},
+        )
+        est = estimate(req, inst, quote.asks[0].price if quote.asks else None,
+                       quote.bids[0].price if quote.bids else None,
+                       self.cfg.sim.fee_schedule(), self.clock.now().date())
+        checks = run_checks(req, inst, view, est)
+        limits = self.cfg.risk_for(req.account)
+        state = await self.risk.refresh(req.account, account_id, limits)
+        usage = await self.risk.usage(req.account, account_id)
+        ctx = RiskContext(
+            order=req, order_value=est.amount, limits=limits, usage=usage,
+            breaker_tripped=state["tripped"], baseline_total_asset=state["baseline"],
+            total_asset=state["total_asset"],
+            position_value={p.code: p.market_value for p in positions},
+        )
+        return {"inst": inst, "est": est, "checks": checks, "decisions": evaluate(ctx), "usage": usage}
+
+    async def preview_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        req = parse_order_request(args)
+        _, acct = self.account(args)
+        v = await self._validate(req)
+        would = all(c.ok for c in v["checks"]) and all(d.ok for d in v["decisions"])
+        out: dict[str, Any] = {
+            "would_accept": would,
+            "checks": [c.to_wire() for c in v["checks"]],
+            "estimate": v["est"].to_wire(req.side),
+            "risk": {"decisions": [d.to_wire() for d in v["decisions"]],
+                     "usage": RiskBook.usage_wire(v["usage"])},
+            "live": acct.live,
+            "order": {**req.fingerprint(), "volume": req.volume, "name": v["inst"].name},
+        }
+        if acct.live and would:
+            token, expires = self.tokens.issue("place_order", req.fingerprint(), self.clock.now())
+            out.update(confirm_token=token, confirm_expires_at=expires)
+        return out
+
+    def _check_token(self, tool: str, fields: dict[str, str], token: str | None, live: bool) -> str | None:
+        if token is None:
+            if live:
+                raise ConfirmError("a live account needs a confirm token from the preview",
+                                   code=ErrorCode.CONFIRM_REQUIRED)
+            return None
+        return self.tokens.verify(token, tool, fields, self.clock.now())
+
+    async def place_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        req = parse_order_request(args)
+        name, acct = self.account(args)
+        cid = check_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
+        token = opt_str(args, "confirm_token", 1024)
+        wait = opt_float(args, "wait_seconds", 0, 0, 60)
+        async with self._lock:
+            replay = self._replay(name, cid, req)
+            if replay is not None:
+                return {"order": replay.to_wire(), "idempotent_replay": True}
+            v = await self._validate(req)
+            failure = first_failure(v["checks"])
+            if failure is not None:
+                raise failure
+            token_id = self._check_token("place_order", req.fingerprint(), token, acct.live)
+            denial = first_denial(v["decisions"])
+            if denial is not None:
+                raise denial
+            if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
+                raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
+            rec = OrderRecord(
+                account=name, client_order_id=cid, code=req.code, name=v["inst"].name, side=req.side,
+                order_type=req.order_type, market_type=req.market_type, price_type=req.price_type,
+                price=req.price or v["est"].price, volume=req.volume, status=OrderStatus.PENDING_SUBMIT,
+                created_at=iso_ms(self.clock.now()), live=acct.live, fingerprint=req.fingerprint(),
+            )
+            if not self.journal.insert_order(rec):
+                raise InvalidArgument("client_order_id was taken concurrently", code=ErrorCode.IDEMPOTENCY_CONFLICT)
+            log.info("submit account=%s client_order_id=%s %s %s %d @ %s", mask_account_id(acct.account_id),
+                     cid, req.side.value, req.code, req.volume, rec.price)
+            await self._submit(name, acct, req, cid)
+        if wait > 0:
+            await self._wait_terminal(name, cid, wait)
+        final = assert_record(self.journal.order_by_client_id(name, cid))
+        if final.status is OrderStatus.JUNK:
+            raise BrokerReject(final.status_msg or "the broker refused the order", state_changed="yes",
+                               details={"order": final.to_wire()})
+        return {"order": final.to_wire(), "idempotent_replay": False}
+
+    def _replay(self, name: str, cid: str, req: OrderRequest) -> OrderRecord | None:
+        prior = self.journal.order_by_client_id(name, cid)
+        if prior is None:
+            return None
+        if prior.fingerprint != req.fingerprint():
+            raise IdempotencyConflict(f"client_order_id {cid} was used for a different order",
+                                      details={"client_order_id": cid})
+        if prior.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.INDETERMINATE):
+            raise SubmitIndeterminate(f"the first order with client_order_id {cid} has no known outcome yet",
+                                      details={"client_order_id": cid})
+        return prior
+
+    async def _submit(self, name: str, acct: AccountConfig, req: OrderRequest, cid: str) -> None:
+        try:
+            with anyio.fail_after(self.cfg.worker.submit_timeout_s):
+                order_id = await self.broker.place_order(acct.account_id, req, cid)
+        except BrokerReject as exc:
+            self._settle(name, cid, OrderStatus.JUNK, exc.message)
+            raise
+        except QmtError as exc:
+            if exc.state_changed == "no":
+                self._settle(name, cid, OrderStatus.JUNK, exc.message)
+                raise
+            self._settle(name, cid, OrderStatus.INDETERMINATE, exc.message)
+            raise SubmitIndeterminate(exc.message, details={"client_order_id": cid}) from exc
+        except BaseException as exc:
+            # Past the record, an unknown failure may have reached the broker: never assume it did not.
+            self._settle(name, cid, OrderStatus.INDETERMINATE, type(exc).__name__)
+            if isinstance(exc, Exception | TimeoutError):
+                raise SubmitIndeterminate("the broker did not confirm the order in time",
+                                          details={"client_order_id": cid}) from exc
+            raise
+        rec = assert_record(self.journal.order_by_client_id(name, cid))
+        if rec.order_id is None or rec.status is OrderStatus.PENDING_SUBMIT:
+            status = OrderStatus.UNREPORTED if rec.status is OrderStatus.PENDING_SUBMIT else rec.status
+            self.journal.put_order(replace(rec.advanced(status), order_id=order_id))
+
+    def _settle(self, name: str, cid: str, status: OrderStatus, msg: str) -> None:
+        rec = self.journal.order_by_client_id(name, cid)
+        if rec is None or rec.status not in (OrderStatus.PENDING_SUBMIT,):
+            return
+        new = rec.advanced(status, status_msg=msg)
+        self.journal.put_order(new)
+        self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id, cid,
+                                  self._status_data(new))
+        self._notify()
+
+    async def _wait_terminal(self, name: str, cid: str, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
+            while True:
+                changed = self._changed
+                rec = self.journal.order_by_client_id(name, cid)
+                if rec is None or rec.status in TERMINAL:
+                    return
+                await changed.wait()
+
+    # ----- cancel and read orders
+    def _find(self, name: str, args: dict[str, Any]) -> OrderRecord:
+        order_id = args.get("order_id")
+        cid = args.get("client_order_id")
+        if order_id is None and cid is None:
+            raise InvalidArgument("give order_id or client_order_id", details={"argument": "order_id"})
+        if order_id is not None:
+            if isinstance(order_id, str) and order_id.isdigit():
+                order_id = int(order_id)
+            if not isinstance(order_id, int) or isinstance(order_id, bool):
+                raise InvalidArgument("order_id must be a whole number", details={"argument": "order_id"})
+            rec = self.journal.order_by_id(name, order_id)
+        else:
+            rec = self.journal.order_by_client_id(name, str(check_client_order_id(cid)))
+        if rec is None:
+            raise OrderNotFound("no such order on this account",
+                                details={"order_id": order_id, "client_order_id": cid})
+        return rec
+
+    async def cancel_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, acct = self.account(args)
+        if args.get("order_id") is None:
+            raise InvalidArgument("order_id is required", details={"argument": "order_id"})
+        rec = self._find(name, {"order_id": args.get("order_id")})
+        if rec.status in (OrderStatus.CANCELED, OrderStatus.PART_CANCEL):
+            return {"order": rec.to_wire(), "cancel_requested": False}
+        if rec.status not in CANCELABLE or rec.order_id is None:
+            raise NotCancelable(f"order {rec.order_id} is {rec.status.value}",
+                                details={"status": rec.status.value})
+        with anyio.fail_after(self.cfg.worker.call_timeout_s):
+            await self.broker.cancel_order(acct.account_id, rec.order_id)
+        after = assert_record(self.journal.order_by_client_id(name, rec.client_order_id))
+        return {"order": after.to_wire(), "cancel_requested": True}
+
+    async def get_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self.account(args)
+        wait = opt_float(args, "wait_seconds", 0, 0, 60)
+        rec = self._find(name, args)
+        if wait > 0:
+            await self._wait_terminal(name, rec.client_order_id, wait)
+            rec = self._find(name, {"client_order_id": rec.client_order_id})
+        events = self.journal.events(name, 0, 1000, order_client_id=rec.client_order_id)
+        return {"order": rec.to_wire(), "events": events}
+
+    async def get_orders(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self.account(args)
+        only = opt_bool(args, "cancelable_only")
+        recs = self.journal.orders(name, since=day_start(self.clock.now()))
+        if only:
+            recs = [r for r in recs if r.status in CANCELABLE]
+        return {"orders": [r.to_wire() for r in recs]}
+
+    async def get_order_events(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self.account(args)
+        after = opt_int(args, "after_seq", 0, 0, 2**62)
+        limit = opt_int(args, "limit", 100, 1, 1000)
+        wait = opt_float(args, "wait_seconds", 0, 0, 60)
+        events = self.journal.events(name, after, limit)
+        if not events and wait > 0:
+            with anyio.move_on_after(wait):
+                while not events:
+                    changed = self._changed
+                    events = self.journal.events(name, after, limit)
+                    if not events:
+                        await changed.wait()
+        next_seq = events[-1]["seq"] if events else max(after, 0)
+        return {"events": events, "next_seq": next_seq}
+
+    async def latest_events(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self.account(args)
+        events = self.journal.latest_events(name, opt_int(args, "limit", 100, 1, 1000))
+        return {"events": events, "next_seq": events[-1]["seq"] if events else 0}
+
+    # ----- risk
+    async def get_risk_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        names = [self.account(args)[0]] if args.get("account") is not None else list(self.cfg.accounts)
+        out: dict[str, Any] = {}
+        for name in names:
+            acct = self.cfg.accounts[name]
+            limits = self.cfg.risk_for(name)
+            state = await self.risk.refresh(name, acct.account_id, limits)
+            usage = await self.risk.usage(name, acct.account_id)
+            baseline = state["baseline"]
+            out[name] = {
+                "baseline_total_asset": None if baseline is None else float(baseline),
+                "current_total_asset": float(state["total_asset"]),
+                "daily_pnl": None if baseline is None else float(state["total_asset"] - baseline),
+                "breaker": {"tripped": state["tripped"], "reason": state["reason"],
+                            "tripped_at": state["tripped_at"]},
+                "kill_switch": limits.kill_switch,
+                "limits": limits.to_wire(),
+                "usage": RiskBook.usage_wire(usage),
+            }
+        return {"accounts": out}
+
+    async def reset_risk(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, acct = self.account(args)
+        note = req_str(args, "note", 200)
+        token = opt_str(args, "confirm_token", 1024)
+        fields = {"account": name}
+        if acct.live and token is None:
+            token, expires = self.tokens.issue("reset_risk", fields, self.clock.now())
+            raise ConfirmError(
+                "a live account's risk reset needs confirming: call reset_risk again with this confirm_token",
+                code=ErrorCode.CONFIRM_REQUIRED,
+                details={"confirm_token": token, "confirm_expires_at": expires},
+            )
+        token_id = self._check_token("reset_risk", fields, token, acct.live)
+        if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
+            raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
+        at = self.risk.reset(name, note)
+        self._notify()
+        return {"breaker": {"tripped": False}, "reset_at": at}
+
+    # ----- misc
+    async def tick(self) -> None:
+        await self.broker.poll()
+
+    def next_change(self) -> anyio.Event:
+        return self._changed
+
+
+def assert_record(rec: OrderRecord | None) -> OrderRecord:
+    if rec is None:
+        raise QmtError("the order record vanished", code=ErrorCode.INTERNAL)
+    return rec
