@@ -89,7 +89,7 @@ class WorkerSupervisor:
                 try:
                     await self.client.call("health", {})
                     return
-                except Exception:  # noqa: BLE001 - not up yet
+                except Exception:
                     await anyio.sleep(0.05)
 
     async def start(self) -> WorkerClient:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from ..domain.errors import ErrorCode, QmtError, SubmitIndeterminate
+from ..domain.errors import ErrorCode, QmtError, StateChanged, SubmitIndeterminate
 
 log = logging.getLogger("qmt_mcp.server")
 STATE_CHANGING = {"place_order", "cancel_order", "reset_risk"}
@@ -50,7 +50,7 @@ class WorkerClient:
                     "the worker stopped answering after the order was sent",
                     details={"client_order_id": args.get("client_order_id")},
                 ) from exc
-            state = "unknown" if name in STATE_CHANGING else "no"
+            state: StateChanged = "unknown" if name in STATE_CHANGING else "no"
             raise QmtError("the worker did not answer", code=ErrorCode.WORKER_UNAVAILABLE,
                            state_changed=state) from exc
         try:

@@ -69,8 +69,8 @@ def build_app(
             body_out = error_body(exc)
         except Exception:
             log.exception("call %s failed", name)
-            exc = QmtError("the worker hit an unexpected error", code=ErrorCode.INTERNAL, state_changed="unknown")
-            body_out, status = error_body(exc), 500
+            crash = QmtError("the worker hit an unexpected error", code=ErrorCode.INTERNAL, state_changed="unknown")
+            body_out, status = error_body(crash), 500
         if audit is not None and name in AUDITED:
             audit({"call": name, "args": {k: v for k, v in args.items() if k != "confirm_token"},
                    "outcome": body_out if not body_out["ok"] else {"ok": True, "order": body_out.get("order")}})

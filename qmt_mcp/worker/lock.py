@@ -16,7 +16,7 @@ class HomeLock:
         self._file: IO[str] | None = None
 
     def __enter__(self) -> HomeLock:
-        self._file = open(self.path, "a+")  # noqa: SIM115 - held for the worker's lifetime
+        self._file = open(self.path, "a+")
         if os.name != "nt":
             import fcntl
 

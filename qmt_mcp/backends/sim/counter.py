@@ -20,7 +20,7 @@ from ...domain.fees import FeeSchedule, compute_fees
 from ...domain.instruments import Instrument
 from ...domain.market import Level, Quote
 from ...domain.orders import MarketType, OrderRequest, OrderType, Side
-from ...domain.status import OrderStatus, from_xt
+from ...domain.status import from_xt
 from ...domain.timeutil import iso
 from ..port import (
     Asset,
@@ -243,9 +243,10 @@ class SimCounter:
                 time=iso(now), day=now.date().isoformat(),
             )
             self.next_order_id += 1
+            # Checked before the order joins the book, so it does not freeze its own cash or shares.
+            refusal = self._refusal(o, inst, limit)
             self.orders[o.order_id] = o
             self._set_status(o, UNREPORTED, "", batch)
-            refusal = self._refusal(o, inst, limit)
             if refusal is not None:
                 self._set_status(o, JUNK, refusal, batch)
                 batch.events.append(OrderFailed(account_id, o.order_id, remark, -61, refusal))

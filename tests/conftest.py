@@ -1,0 +1,127 @@
+"""Shared fixtures: a real worker (real SQLite, simulated broker) behind the real MCP server,
+reached through the SDK's own Client. The worker's HTTP API is served in-process over ASGI; the
+clock is a ManualClock so matching and expiry are driven without sleeping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from mcp import Client
+
+from qmt_mcp.bootstrap import Worker, build_worker
+from qmt_mcp.clock import ManualClock
+from qmt_mcp.config import Config, parse_config
+from qmt_mcp.domain.timeutil import CN_TZ
+from qmt_mcp.server.app import ServerDeps, build_server
+from qmt_mcp.server.worker_client import WorkerClient
+
+START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=CN_TZ)  # a Friday morning
+TOKEN = "test-token"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def cfg() -> Config:
+    return Config()
+
+
+class Session:
+    """A connected MCP client plus the worker behind it, with schema checks on every result."""
+
+    def __init__(self, client: Client, worker: Worker, clock: ManualClock) -> None:
+        self.client = client
+        self.worker = worker
+        self.clock = clock
+        self._schemas: dict[str, dict[str, Any]] = {}
+
+    async def schemas(self) -> dict[str, dict[str, Any]]:
+        if not self._schemas:
+            for tool in (await self.client.list_tools()).tools:
+                assert tool.output_schema is not None, tool.name
+                self._schemas[tool.name] = tool.output_schema
+        return self._schemas
+
+    async def call(self, tool: str, **args: Any) -> dict[str, Any]:
+        """Call a tool; its structuredContent must validate against its outputSchema (ok or not)."""
+        res = await self.client.call_tool(tool, args)
+        data = res.structured_content
+        assert data is not None, f"{tool} returned no structuredContent"
+        jsonschema.validate(data, (await self.schemas())[tool])
+        assert res.is_error == (not data["ok"])
+        return data
+
+    async def ok(self, tool: str, **args: Any) -> dict[str, Any]:
+        data = await self.call(tool, **args)
+        assert data["ok"], data.get("error")
+        return data
+
+    async def error(self, tool: str, **args: Any) -> dict[str, Any]:
+        data = await self.call(tool, **args)
+        assert not data["ok"], f"{tool} unexpectedly succeeded: {data}"
+        return data["error"]
+
+    async def advance(self, seconds: float) -> None:
+        """Let simulated time pass and the counter match resting orders against the new quotes."""
+        self.clock.advance(seconds)
+        await self.worker.service.tick()
+
+
+def make_worker(cfg: Config, home: Path | None, clock: ManualClock) -> Worker:
+    return build_worker(cfg, home, clock)
+
+
+@asynccontextmanager
+async def open_session(worker: Worker, clock: ManualClock) -> AsyncIterator[Session]:
+    transport = httpx.ASGITransport(app=worker.app(TOKEN, poll=False))
+    wc = WorkerClient(httpx.AsyncClient(transport=transport, base_url="http://worker"), TOKEN)
+
+    @asynccontextmanager
+    async def deps() -> AsyncIterator[ServerDeps]:
+        yield ServerDeps(wc)
+
+    async with Client(build_server(deps)) as client:
+        yield Session(client, worker, clock)
+    await wc.aclose()
+
+
+@pytest.fixture
+async def session(cfg: Config, clock: ManualClock, tmp_path: Path) -> AsyncIterator[Session]:
+    worker = make_worker(cfg, tmp_path / "home", clock)
+    async with open_session(worker, clock) as s:
+        yield s
+    await worker.close()
+
+
+SessionFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def session_with(clock: ManualClock, tmp_path: Path) -> SessionFactory:
+    """`async with session_with(risk={...}, accounts={...}) as s:` — a session on a custom config."""
+
+    @asynccontextmanager
+    async def make(**sections: Any) -> AsyncIterator[Session]:
+        worker = make_worker(parse_config(sections), tmp_path / "custom", clock)
+        try:
+            async with open_session(worker, clock) as s:
+                yield s
+        finally:
+            await worker.close()
+
+    return make
