@@ -1,0 +1,61 @@
+"""State survives a worker restart: paper account, orders, risk state; event seq is never reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_worker, open_session
+
+from qmt_mcp.clock import ManualClock
+from qmt_mcp.config import Config
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_paper_account_orders_and_events_survive_a_restart(clock: ManualClock, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    worker = make_worker(Config(), home, clock)
+    async with open_session(worker, clock) as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        await s.ok("place_order", account="sim", code="600000.SH", side="buy", volume=200,
+                   price=q["ask_prices"][1], client_order_id="keep-1")
+        rest = await s.ok("place_order", account="sim", code="600000.SH", side="buy", volume=100,
+                          price=q["bid_prices"][4], client_order_id="keep-2")
+        before_asset = await s.ok("get_asset", account="sim")
+        before_seq = (await s.ok("get_order_events", account="sim"))["next_seq"]
+    await worker.close()
+
+    clock.advance(1)
+    worker = make_worker(Config(), home, clock)
+    async with open_session(worker, clock) as s:
+        assert await s.ok("get_asset", account="sim") == before_asset
+        pos = (await s.ok("get_positions", account="sim"))["positions"]
+        assert [(p["code"], p["volume"]) for p in pos] == [("600000.SH", 200)]
+        orders = {o["client_order_id"]: o for o in (await s.ok("get_orders", account="sim"))["orders"]}
+        assert orders["keep-1"]["status"] == "succeeded" and orders["keep-2"]["status"] == "reported"
+        # The replay still works after the restart: no second order.
+        again = await s.ok("place_order", account="sim", code="600000.SH", side="buy", volume=200,
+                           price=q["ask_prices"][1], client_order_id="keep-1")
+        assert again["idempotent_replay"] is True
+        # The resting order is still open at the counter and can be canceled.
+        c = await s.ok("cancel_order", account="sim", order_id=rest["order"]["order_id"])
+        assert c["order"]["status"] == "canceled"
+        after = (await s.ok("get_order_events", account="sim", after_seq=before_seq))["events"]
+        assert after and all(e["seq"] > before_seq for e in after)
+    await worker.close()
+
+
+async def test_event_seq_is_never_reused_after_restart(clock: ManualClock, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    worker = make_worker(Config(), home, clock)
+    worker.journal.append_event("sim", "t", "risk", None, None, {"message": "a"})
+    last = worker.journal.append_event("sim", "t", "risk", None, None, {"message": "b"})["seq"]
+    # Deleting rows must not let a number come back (AUTOINCREMENT).
+    worker.journal._db.execute("DELETE FROM events")  # noqa: SLF001 - simulating a pruned journal
+    worker.journal._db.commit()  # noqa: SLF001
+    await worker.close()
+    worker = make_worker(Config(), home, clock)
+    nxt = worker.journal.append_event("sim", "t", "risk", None, None, {"message": "c"})["seq"]
+    assert nxt == last + 1
+    await worker.close()
