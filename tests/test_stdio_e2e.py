@@ -1,0 +1,95 @@
+"""The real thing over stdio: `qmt-mcp serve` spawns its worker (Unix socket, bearer token) and the
+SDK Client drives it; killing the worker with SIGKILL is survived and reported by health."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform == "win32", reason="Unix socket worker")]
+
+
+def _worker_pids(home: Path) -> list[int]:
+    """Worker processes serving this home (found through /proc: their command line names the socket)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"worker" in cmd and b"qmt_mcp" in cmd and f"QMT_MCP_HOME={home}".encode() in env.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids
+
+
+async def _call(c: Client, tool: str, **args: Any) -> dict[str, Any]:
+    res = await c.call_tool(tool, args)
+    assert res.structured_content is not None
+    return res.structured_content
+
+
+async def test_stdio_server_trades_through_its_spawned_worker_and_survives_a_kill(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    params = StdioServerParameters(command=sys.executable, args=["-m", "qmt_mcp", "serve"],
+                                   env={"QMT_MCP_HOME": str(home)})
+    with anyio.fail_after(120):
+        async with Client(params) as c:
+            h = await _call(c, "health")
+            assert h["worker"]["state"] == "up" and h["worker"]["restarts"] == 0
+            q = (await _call(c, "get_quote", codes=["600000"]))["quotes"][0]
+            placed = await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=200,
+                                 price=q["ask_prices"][2], client_order_id="e2e-1", wait_seconds=5)
+            assert placed["order"]["status"] == "succeeded"
+            bad = await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=150,
+                              price=q["ask_prices"][0])
+            assert bad["ok"] is False and bad["error"]["code"] == "LOT_SIZE"
+            events = (await _call(c, "get_order_events", account="sim"))["events"]
+            assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+
+            pids = _worker_pids(home)
+            assert len(pids) == 1
+            os.kill(pids[0], signal.SIGKILL)
+            while True:  # bounded by fail_after above; the supervisor restarts the worker
+                h = await _call(c, "health")
+                if h["worker"]["state"] == "up" and h["worker"]["restarts"] == 1:
+                    break
+                await anyio.sleep(0.1)
+            assert _worker_pids(home) != pids
+            # The paper account and the order journal survived the kill.
+            pos = (await _call(c, "get_positions", account="sim"))["positions"]
+            assert [(p["code"], p["volume"]) for p in pos] == [("600000.SH", 200)]
+            replay = await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=200,
+                                 price=q["ask_prices"][2], client_order_id="e2e-1")
+            assert replay["idempotent_replay"] is True
+    assert not _worker_pids(home), "the worker must stop with the server"
+    assert (home / "audit.jsonl").exists()
+
+
+async def test_worker_refuses_requests_without_the_bearer_token(tmp_path: Path) -> None:
+    import httpx
+
+    home = tmp_path / "home"
+    params = StdioServerParameters(command=sys.executable, args=["-m", "qmt_mcp", "serve"],
+                                   env={"QMT_MCP_HOME": str(home)})
+    with anyio.fail_after(60):
+        async with Client(params) as c:
+            await _call(c, "health")
+            sock = next(home.glob("*.sock"), None)
+            assert sock is not None
+            async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(sock)),
+                                         base_url="http://w") as http:
+                r = await http.post("/v1/get_asset", json={"account": "sim"})
+                assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
+                r = await http.post("/v1/get_asset", json={"account": "sim"},
+                                    headers={"Authorization": "Bearer wrong"})
+                assert r.status_code == 401
