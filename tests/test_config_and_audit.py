@@ -21,9 +21,9 @@ def test_no_config_file_means_the_embedded_defaults(tmp_path: Path, monkeypatch:
 
 
 def test_unknown_key_is_an_error_that_names_it() -> None:
-    with pytest.raises(ConfigError, match="sim.seeed"):
+    with pytest.raises(ConfigError, match=r"sim\.seeed"):
         parse_config({"sim": {"seeed": 1}})
-    with pytest.raises(ConfigError, match="accounts.sim.risk.max_order_valu"):
+    with pytest.raises(ConfigError, match=r"accounts\.sim\.risk\.max_order_valu"):
         parse_config({"accounts": {"sim": {"account_id": "1", "risk": {"max_order_valu": 5}}}})
 
 

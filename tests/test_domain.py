@@ -62,7 +62,8 @@ def test_fees_to_the_fen_with_minimum_commission_and_sell_side_stamp_duty() -> N
     buy = compute_fees(sched, Board.SH_MAIN, "buy", Decimal("10000.00"), date(2026, 11, 20))
     assert (buy.commission, buy.stamp_duty, buy.transfer_fee) == (Decimal(5), Decimal(0), Decimal("0.10"))
     sell = compute_fees(sched, Board.SH_MAIN, "sell", Decimal("100000.00"), date(2026, 11, 20))
-    assert (sell.commission, sell.stamp_duty, sell.transfer_fee) == (Decimal("25.00"), Decimal("50.00"), Decimal("1.00"))
+    expected = (Decimal("25.00"), Decimal("50.00"), Decimal("1.00"))
+    assert (sell.commission, sell.stamp_duty, sell.transfer_fee) == expected
     old = compute_fees(sched, Board.SH_MAIN, "sell", Decimal("100000.00"), date(2023, 8, 27))
     assert old.stamp_duty == Decimal("100.00")
     etf = compute_fees(sched, Board.FUND, "sell", Decimal("100000.00"), date(2026, 11, 20))

@@ -52,8 +52,8 @@ async def test_event_seq_is_never_reused_after_restart(clock: ManualClock, tmp_p
     worker.journal.append_event("sim", "t", "risk", None, None, {"message": "a"})
     last = worker.journal.append_event("sim", "t", "risk", None, None, {"message": "b"})["seq"]
     # Deleting rows must not let a number come back (AUTOINCREMENT).
-    worker.journal._db.execute("DELETE FROM events")  # noqa: SLF001 - simulating a pruned journal
-    worker.journal._db.commit()  # noqa: SLF001
+    worker.journal._db.execute("DELETE FROM events")
+    worker.journal._db.commit()
     await worker.close()
     worker = make_worker(Config(), home, clock)
     nxt = worker.journal.append_event("sim", "t", "risk", None, None, {"message": "c"})["seq"]
