@@ -45,6 +45,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or cfg.server.port
     if transport != "stdio" and host not in LOOPBACK:
         raise ConfigError(f"refusing to serve on non-loopback host {host!r}: HTTP auth is not in this version")
+    if not cfg.worker.url and cfg.worker.backend != "sim":
+        raise ConfigError("'worker.backend': only \"sim\" can be spawned locally in this version; "
+                          "run the worker elsewhere and set worker.url")
     home = home_dir()
 
     @asynccontextmanager

@@ -33,6 +33,32 @@ def test_inspector_lists_every_tool_with_its_schemas(tmp_path: Path) -> None:
     assert all("outputSchema" in t and "annotations" in t for t in tools.values())
 
 
+# One call per tool, as an outside client would make it; each must pass the Inspector's own
+# outputSchema validation (on success and on error alike).
+EVERY_TOOL = [
+    ("health", []), ("list_accounts", []), ("get_quote", ['codes=["600000.SH","000001"]']),
+    ("get_klines", ["code=600519.SH", "period=1d", "count=3"]),
+    ("get_ticks", ["code=600000.SH", "start=20261120093000", "end=20261120093010"]),
+    ("search_instruments", ["query=60"]), ("get_instrument", ["code=688981"]), ("list_sectors", []),
+    ("get_asset", ["account=sim"]), ("get_positions", ["account=sim"]), ("get_orders", ["account=sim"]),
+    ("get_trades", ["account=sim"]), ("get_order", ["account=sim", "client_order_id=none-such"]),
+    ("preview_order", ["account=sim", "code=600000.SH", "side=buy", "volume=100", "price=9.5"]),
+    ("place_order", ["account=sim", "code=600000.SH", "side=buy", "volume=100", "price=8.9"]),
+    ("cancel_order", ["account=sim", "order_id=1"]), ("get_risk_status", []),
+    ("reset_risk", ["account=sim", "note=inspector check"]), ("get_order_events", ["account=sim"]),
+]
+
+
+@pytest.mark.parametrize(("tool", "args"), EVERY_TOOL, ids=[t for t, _ in EVERY_TOOL])
+def test_inspector_accepts_every_tool_result(tmp_path: Path, tool: str, args: list[str]) -> None:
+    extra = ["--tool-arg", *args] if args else []
+    res = _inspector(tmp_path, "--method", "tools/call", "--tool-name", tool, *extra)
+    out = res.stdout + res.stderr
+    assert "does not match" not in out and res.returncode in (0, 5), out
+    body = json.loads(res.stdout)
+    assert body["structuredContent"]["ok"] is (not body.get("isError", False))
+
+
 def test_inspector_accepts_a_successful_call(tmp_path: Path) -> None:
     res = _inspector(tmp_path, "--method", "tools/call", "--tool-name", "get_quote",
                      "--tool-arg", 'codes=["600000.SH"]')

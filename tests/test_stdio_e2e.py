@@ -93,3 +93,42 @@ async def test_worker_refuses_requests_without_the_bearer_token(tmp_path: Path) 
                 r = await http.post("/v1/get_asset", json={"account": "sim"},
                                     headers={"Authorization": "Bearer wrong"})
                 assert r.status_code == 401
+
+
+async def test_every_tool_over_stdio_validates_against_its_output_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "qmt_mcp", "serve"],
+                                   env={"QMT_MCP_HOME": str(tmp_path / "home")})
+    with anyio.fail_after(120):
+        async with Client(params) as c:
+            schemas = {t.name: t.output_schema for t in (await c.list_tools()).tools}
+            q = (await _call(c, "get_quote", codes=["600000.SH"]))["quotes"][0]
+            rest = await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=100,
+                               price=q["bid_prices"][4], client_order_id="rest-1")
+            calls: list[tuple[str, dict[str, Any]]] = [
+                ("health", {}), ("list_accounts", {}), ("get_quote", {"codes": ["600000.SH", "830799"]}),
+                ("get_klines", {"code": "600000.SH", "period": "15m", "count": 4}),
+                ("get_ticks", {"code": "600000.SH", "start": "20261120093000", "end": "20261120093100"}),
+                ("search_instruments", {"query": "ETF"}), ("get_instrument", {"code": "510300"}),
+                ("list_sectors", {}), ("get_asset", {"account": "sim"}), ("get_positions", {"account": "sim"}),
+                ("get_orders", {"account": "sim"}), ("get_trades", {"account": "sim"}),
+                ("get_order", {"account": "sim", "client_order_id": "rest-1"}),
+                ("preview_order", {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100,
+                                   "price": q["ask_prices"][0]}),
+                ("place_order", {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100,
+                                 "price": q["ask_prices"][0]}),
+                ("cancel_order", {"account": "sim", "order_id": rest["order"]["order_id"]}),
+                ("get_risk_status", {}), ("reset_risk", {"account": "sim", "note": "stdio check"}),
+                ("get_order_events", {"account": "sim"}),
+                # and errors, which must fit the same schemas
+                ("get_asset", {"account": "nobody"}), ("get_order", {"account": "sim", "order_id": 7}),
+                ("place_order", {"account": "sim", "code": "600000.SH", "side": "sell", "volume": 100,
+                                 "price": q["bid_prices"][0]}),
+            ]
+            assert {name for name, _ in calls} == set(schemas)
+            for name, args in calls:
+                res = await c.call_tool(name, args)
+                assert res.structured_content is not None, name
+                jsonschema.validate(res.structured_content, schemas[name])
+                assert res.is_error == (not res.structured_content["ok"]), name

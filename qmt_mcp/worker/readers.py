@@ -11,7 +11,7 @@ from ..config import Config, mask_account_id
 from ..domain.codes import normalize_code
 from ..domain.errors import InvalidArgument, UnknownInstrument
 from ..domain.market import PERIODS
-from ..domain.timeutil import CN_TZ, parse_time
+from ..domain.timeutil import CN_TZ, iso, parse_time
 from .args import opt_int, opt_str
 from .service import WorkerService
 
@@ -143,7 +143,7 @@ class Readers:
             tripped = bool(state and state["tripped"])
             captured = bool(state and state["baseline"] is not None and state["day"] == now.date().isoformat())
             accounts[name] = {
-                "trader": {"state": "alive", "last_connect_at": self.service.started_at.isoformat(),
+                "trader": {"state": "alive", "last_connect_at": iso(self.service.started_at),
                            "last_disconnect_at": None},
                 "risk_breaker": "tripped" if tripped else "ok",
                 "baseline": "captured" if captured else "pending",
@@ -168,5 +168,5 @@ class Readers:
             raise InvalidArgument("the worker runs on the system clock", details={"argument": "seconds"})
         advance(float(seconds))
         await self.service.tick()
-        return {"now": self.clock.now().isoformat()}
+        return {"now": iso(self.clock.now())}
 
