@@ -17,29 +17,52 @@ log = logging.getLogger("qmt_mcp.server")
 STATE_CHANGING = {"place_order", "cancel_order", "reset_risk"}
 
 
+def http_for(uds: str | None, url: str | None) -> httpx.AsyncClient:
+    if uds is not None:
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=uds), base_url="http://worker")
+    return httpx.AsyncClient(base_url=(url or "").rstrip("/"))
+
+
 class WorkerClient:
-    def __init__(self, http: httpx.AsyncClient, token: str, timeout_s: float = 40.0) -> None:
+    """One logical connection to "the worker"; `rebind` points it at a restarted or another worker."""
+
+    def __init__(
+        self, http: httpx.AsyncClient | None, token: str, timeout_s: float = 40.0, *, supervised: bool = False
+    ) -> None:
         self._http = http
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = timeout_s
+        # A supervised local worker gets a fresh token per spawn: a 401 means it was replaced.
+        self._supervised = supervised
 
     @classmethod
     def for_uds(cls, path: str, token: str, timeout_s: float = 40.0) -> WorkerClient:
-        transport = httpx.AsyncHTTPTransport(uds=path)
-        return cls(httpx.AsyncClient(transport=transport, base_url="http://worker"), token, timeout_s)
+        return cls(http_for(path, None), token, timeout_s)
 
     @classmethod
     def for_url(cls, url: str, token: str, timeout_s: float = 40.0) -> WorkerClient:
-        return cls(httpx.AsyncClient(base_url=url.rstrip("/")), token, timeout_s)
+        return cls(http_for(None, url), token, timeout_s)
+
+    async def rebind(self, http: httpx.AsyncClient, token: str) -> None:
+        old, self._http = self._http, http
+        self._headers = {"Authorization": f"Bearer {token}"}
+        if old is not None:
+            await old.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
-    async def call(self, name: str, args: dict[str, Any], extra_timeout: float = 0.0) -> dict[str, Any]:
+    async def call(
+        self, name: str, args: dict[str, Any], extra_timeout: float = 0.0, budget_s: float | None = None
+    ) -> dict[str, Any]:
         """The worker's payload; raises QmtError with the worker's code on an error answer."""
+        if self._http is None:
+            raise QmtError("no worker is connected yet", code=ErrorCode.WORKER_UNAVAILABLE)
         try:
             resp = await self._http.post(
-                f"/v1/{name}", json=args, headers=self._headers, timeout=self._timeout + extra_timeout
+                f"/v1/{name}", json=args, headers=self._headers,
+                timeout=(budget_s or self._timeout) + extra_timeout,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Nothing was sent: safe to say no state changed.
@@ -63,5 +86,7 @@ class WorkerClient:
         if body.get("ok") is True:
             body.pop("ok")
             return body
+        if resp.status_code == 401 and self._supervised:
+            raise QmtError("the worker was restarted; reconnecting", code=ErrorCode.WORKER_UNAVAILABLE)
         err = body.get("error") if isinstance(body.get("error"), dict) else {}
         raise QmtError.from_dict(err or {"code": "INTERNAL", "message": f"HTTP {resp.status_code}"})
