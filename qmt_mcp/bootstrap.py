@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class Worker:
             "get_order": s.get_order, "preview_order": s.preview_order, "place_order": s.place_order,
             "cancel_order": s.cancel_order, "get_risk_status": s.get_risk_status, "reset_risk": s.reset_risk,
             "get_order_events": s.get_order_events,
-            "latest_events": s.latest_events, "sim_advance": r.sim_advance,
+            "latest_events": s.latest_events,
         }
 
     def app(self, token: str, poll: bool = True) -> Starlette:
@@ -57,8 +58,10 @@ class Worker:
 
 def build_worker(
     cfg: Config, home: Path | None, clock: Clock | None = None, ids: IdSource | None = None,
+    wrap: Callable[[BrokerPort], BrokerPort] | None = None,
 ) -> Worker:
-    """A worker over `home` (None: everything in memory, for tests)."""
+    """A worker over `home` (None: everything in memory). `wrap` puts a layer around the broker
+    (the fault injector in fault tests)."""
     clock = clock or SystemClock()
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
@@ -69,9 +72,10 @@ def build_worker(
         seed=cfg.sim.seed, clock=clock, fees=cfg.sim.fee_schedule(), accounts=accounts,
         state_path=None if home is None else home / "sim.sqlite",
     )
+    port: BrokerPort = broker if wrap is None else wrap(broker)
     journal = Journal(None if home is None else home / "worker.sqlite")
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
-    service = WorkerService(cfg, broker, journal, tokens, clock, ids or RandomIds())
-    readers = Readers(cfg, broker, clock, service, __version__)
+    service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
+    readers = Readers(cfg, port, clock, service, __version__)
     audit = AuditLog(None if home is None else home / "audit.jsonl")
-    return Worker(service, readers, broker, journal, audit)
+    return Worker(service, readers, port, journal, audit)

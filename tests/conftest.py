@@ -82,8 +82,8 @@ class Session:
         await self.worker.service.tick()
 
 
-def make_worker(cfg: Config, home: Path | None, clock: ManualClock) -> Worker:
-    return build_worker(cfg, home, clock)
+def make_worker(cfg: Config, home: Path | None, clock: ManualClock, wrap: Any = None) -> Worker:
+    return build_worker(cfg, home, clock, wrap=wrap)
 
 
 @asynccontextmanager

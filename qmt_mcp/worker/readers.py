@@ -157,16 +157,3 @@ class Readers:
             "data": {"fresh": bh["fresh"], "stale_codes": bh["stale_codes"]},
             "accounts": accounts,
         }
-
-    async def sim_advance(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Tests and rehearsals with a manual clock: move simulated time forward and match."""
-        seconds = args.get("seconds")
-        if not isinstance(seconds, int | float) or not 0 < seconds <= 86400 * 7:
-            raise InvalidArgument("seconds must be in (0, 604800]", details={"argument": "seconds"})
-        advance = getattr(self.clock, "advance", None)
-        if advance is None:
-            raise InvalidArgument("the worker runs on the system clock", details={"argument": "seconds"})
-        advance(float(seconds))
-        await self.service.tick()
-        return {"now": iso(self.clock.now())}
-

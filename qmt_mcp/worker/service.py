@@ -264,9 +264,10 @@ class WorkerService:
             self._settle(name, cid, OrderStatus.INDETERMINATE, exc.message)
             raise SubmitIndeterminate(exc.message, details={"client_order_id": cid}) from exc
         except BaseException as exc:
-            # Past the record, an unknown failure may have reached the broker: never assume it did not.
+            # Past the record, an unknown failure (a timeout, a crash, a cancelled request) may have
+            # reached the broker: never assume it did not. Only reconciliation may resolve it.
             self._settle(name, cid, OrderStatus.INDETERMINATE, type(exc).__name__)
-            if isinstance(exc, Exception | TimeoutError):
+            if isinstance(exc, Exception):
                 raise SubmitIndeterminate("the broker did not confirm the order in time",
                                           details={"client_order_id": cid}) from exc
             raise
