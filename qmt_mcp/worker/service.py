@@ -226,7 +226,9 @@ class WorkerService:
                 created_at=iso_ms(self.clock.now()), live=acct.live, fingerprint=req.fingerprint(),
             )
             if not self.journal.insert_order(rec):
-                raise InvalidArgument("client_order_id was taken concurrently", code=ErrorCode.IDEMPOTENCY_CONFLICT)
+                # Unreachable while the lock serializes orders; kept so a record is never overwritten.
+                raise IdempotencyConflict(f"client_order_id {cid} is already recorded",
+                                          details={"client_order_id": cid})
             log.info("submit account=%s client_order_id=%s %s %s %d @ %s", mask_account_id(acct.account_id),
                      cid, req.side.value, req.code, req.volume, rec.price)
             await self._submit(name, acct, req, cid)
