@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 await sup.stop()
                 tg.cancel_scope.cancel()
 
-    server = build_server(open_deps)
+    server = build_server(open_deps, cfg.server.confirm_human)
     if transport == "stdio":
         server.run("stdio")
     else:

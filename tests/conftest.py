@@ -87,7 +87,9 @@ def make_worker(cfg: Config, home: Path | None, clock: ManualClock, wrap: Any = 
 
 
 @asynccontextmanager
-async def open_session(worker: Worker, clock: ManualClock) -> AsyncIterator[Session]:
+async def open_session(
+    worker: Worker, clock: ManualClock, confirm_human: Any = "off", **client_kw: Any,
+) -> AsyncIterator[Session]:
     transport = httpx.ASGITransport(app=worker.app(TOKEN, poll=False))
     wc = WorkerClient(httpx.AsyncClient(transport=transport, base_url="http://worker"), TOKEN)
 
@@ -95,7 +97,7 @@ async def open_session(worker: Worker, clock: ManualClock) -> AsyncIterator[Sess
     async def deps() -> AsyncIterator[ServerDeps]:
         yield ServerDeps(wc)
 
-    async with Client(build_server(deps)) as client:
+    async with Client(build_server(deps, confirm_human), **client_kw) as client:
         yield Session(client, worker, clock)
     await wc.aclose()
 

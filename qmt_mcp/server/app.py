@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import AcceptedElicitation, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
@@ -24,6 +24,7 @@ from .. import __version__
 from ..domain.errors import ErrorCode, QmtError
 from . import schemas as S
 from .descriptions import TOOLS
+from .human import ConfirmHuman, HumanConfirm, Skip, WorkerCall, ask_person
 from .worker_client import WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -73,6 +74,10 @@ class QmtServer(MCPServer[Any]):
     """MCPServer whose argument-validation failures are contract envelopes, not bare text."""
 
     deps: ServerDeps | None = None
+    confirm_human: ConfirmHuman = "off"
+
+    def worker_call(self) -> WorkerCall | None:
+        return None if self.deps is None else self.deps.client.call
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -96,7 +101,27 @@ def _prompt_text(name: str) -> str:
     return resources.files("qmt_mcp._prompts").joinpath(f"{name}.md").read_text(encoding="utf-8")
 
 
-def build_server(open_deps: DepsFactory) -> QmtServer:
+def human_refusal(outcome: ElicitationResult[Any]) -> QmtError | None:
+    """None when the order may go ahead as far as the person is concerned."""
+    if isinstance(outcome, AcceptedElicitation):
+        data = outcome.data
+        if isinstance(data, Skip):
+            if data.reason != "cannot_ask_required":
+                return None
+            return QmtError(
+                "this server requires a person to confirm live orders, and this client cannot ask them",
+                code=ErrorCode.CONFIRM_DECLINED,
+                hint="Use an MCP client that supports elicitation (forms), or place the order by hand.",
+                details={"reason": "client_cannot_ask"},
+            )
+        if isinstance(data, HumanConfirm) and data.confirm:
+            return None
+        return QmtError("the person did not confirm the order", code=ErrorCode.CONFIRM_DECLINED)
+    return QmtError(f"the person {outcome.action}d the confirmation", code=ErrorCode.CONFIRM_DECLINED,
+                    details={"action": outcome.action})
+
+
+def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") -> QmtServer:
     @asynccontextmanager
     async def lifespan(server: MCPServer[Any]) -> AsyncIterator[ServerDeps]:
         async with open_deps() as deps:
@@ -114,6 +139,7 @@ def build_server(open_deps: DepsFactory) -> QmtServer:
             "and after SUBMIT_INDETERMINATE use get_order instead of placing again."
         ),
     )
+    srv.confirm_human = confirm_human
 
     async def call(name: str, args: dict[str, Any], model: type[S.Envelope], extra: float = 0) -> CallToolResult:
         deps = srv.deps
@@ -234,7 +260,12 @@ def build_server(open_deps: DepsFactory) -> QmtServer:
         client_order_id: Cid = None,
         confirm_token: Annotated[str | None, Field(max_length=1024, description="from preview_order")] = None,
         wait_seconds: Wait = 0,
+        *,
+        person: Annotated[ElicitationResult[HumanConfirm], Resolve(ask_person)],
     ) -> Annotated[CallToolResult, S.PlaceResult]:
+        refusal = human_refusal(person)
+        if refusal is not None:
+            return error_result(refusal, S.PlaceResult)
         args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
                 "order_type": order_type, "market_type": market_type, "client_order_id": client_order_id,
                 "confirm_token": confirm_token, "wait_seconds": wait_seconds}
