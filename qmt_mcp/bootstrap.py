@@ -19,6 +19,7 @@ from .worker.audit import AuditLog
 from .worker.confirm import ConfirmTokens, load_secret
 from .worker.journal import Journal
 from .worker.readers import Readers
+from .worker.reconcile import Reconciler
 from .worker.service import WorkerService
 
 
@@ -29,6 +30,7 @@ class Worker:
     broker: BrokerPort
     journal: Journal
     audit: AuditLog
+    reconciler: Reconciler
 
     def handlers(self) -> dict[str, Handler]:
         s, r = self.service, self.readers
@@ -43,13 +45,24 @@ class Worker:
             "latest_events": s.latest_events,
         }
 
-    def app(self, token: str, poll: bool = True) -> Starlette:
-        interval = self.service.cfg.sim.poll_interval_s
+    def app(self, token: str, background: bool = True) -> Starlette:
+        """The HTTP API. With `background`, it reconciles at start and on a timer, and lets
+        simulated time pass (resting orders meet new quotes); tests drive those by hand instead."""
+        cfg = self.service.cfg
 
         def audit(record: dict[str, object]) -> None:
             self.audit.append({"time": iso(self.service.clock.now()), **record})
 
-        return build_app(self.handlers(), token, self.service.tick if poll else None, interval, audit)
+        async def at_start() -> None:
+            await self.reconciler.run("start")
+
+        async def on_timer() -> None:
+            await self.reconciler.run("timer")
+
+        if not background:
+            return build_app(self.handlers(), token, audit=audit)
+        periodic = [(self.service.tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s)]
+        return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit)
 
     async def close(self) -> None:
         await self.broker.close()
@@ -78,4 +91,4 @@ def build_worker(
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
     readers = Readers(cfg, port, clock, service, __version__)
     audit = AuditLog(None if home is None else home / "audit.jsonl")
-    return Worker(service, readers, port, journal, audit)
+    return Worker(service, readers, port, journal, audit, Reconciler(service))

@@ -82,6 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .backends.port import BrokerPort
     from .bootstrap import build_worker
     from .worker.lock import HomeLock
 
@@ -96,8 +97,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigError(f"refusing to listen on non-loopback host {host!r} in this version")
     home = home_dir()
     home.mkdir(parents=True, exist_ok=True)
+    faults = os.environ.get("QMT_MCP_FAULTS", "")
+    wrap = None
+    if faults:
+        from .backends.faults import FaultInjectingBroker
+
+        log.warning("QMT_MCP_FAULTS is set: injecting broker faults %r (for fault rehearsal only)", faults)
+
+        def wrap(inner: BrokerPort) -> BrokerPort:
+            return FaultInjectingBroker.from_spec(inner, faults)
+
     with HomeLock(home / "worker.lock"):
-        worker = build_worker(cfg, home)
+        worker = build_worker(cfg, home, wrap=wrap)
         app = worker.app(token)
         if args.uds:
             uds = Path(args.uds)

@@ -40,6 +40,7 @@ class WorkerConfig(_Strict):
     backend: Literal["sim", "xtquant"] = "sim"
     call_timeout_s: float = Field(10, gt=0)
     submit_timeout_s: float = Field(30, gt=0)
+    reconcile_interval_s: float = Field(30, gt=0)  # the timer; also at start and after a reconnect
 
 
 class XtquantConfig(_Strict):

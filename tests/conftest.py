@@ -90,7 +90,7 @@ def make_worker(cfg: Config, home: Path | None, clock: ManualClock, wrap: Any = 
 async def open_session(
     worker: Worker, clock: ManualClock, confirm_human: Any = "off", **client_kw: Any,
 ) -> AsyncIterator[Session]:
-    transport = httpx.ASGITransport(app=worker.app(TOKEN, poll=False))
+    transport = httpx.ASGITransport(app=worker.app(TOKEN, background=False))
     wc = WorkerClient(httpx.AsyncClient(transport=transport, base_url="http://worker"), TOKEN)
 
     @asynccontextmanager

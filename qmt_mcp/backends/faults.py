@@ -4,8 +4,12 @@
     broker.script("place_order", "hang_after_send")   # the broker takes it, the answer never comes
 
 Modes: "hang_before_send" (the call never reaches the broker and never returns), "hang_after_send"
-(the broker takes it, the answer is lost), "fail" (raises the given error). Each scripted fault
-applies to the next call of that method only.
+(the broker takes it, its answer is lost), "lose_answer" (the broker takes it, and both its answer
+and its pushes during the call are lost, as in a dropped connection), "fail" (raises the given
+error). Each scripted fault applies to the next call of that method only.
+
+`from_spec("place_order:lose_answer,cancel_order:fail")` builds the script from text (the
+QMT_MCP_FAULTS environment variable of `qmt-mcp worker`, for fault rehearsals with real processes).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import anyio
 
 from ..domain.errors import QmtError
 from ..domain.orders import OrderRequest
-from .port import BrokerPort
+from .port import BrokerEvent, BrokerPort, Sink
 
-Mode = Literal["hang_before_send", "hang_after_send", "fail"]
+Mode = Literal["hang_before_send", "hang_after_send", "lose_answer", "fail"]
+MODES: tuple[Mode, ...] = ("hang_before_send", "hang_after_send", "lose_answer", "fail")
 
 
 class FaultInjectingBroker:
@@ -28,6 +33,26 @@ class FaultInjectingBroker:
         self.name = inner.name
         self._faults: dict[str, deque[tuple[Mode, QmtError | None]]] = defaultdict(deque)
         self.calls: dict[str, int] = defaultdict(int)
+        self._sink: Sink | None = None
+        self._muted = False
+
+    @classmethod
+    def from_spec(cls, inner: BrokerPort, spec: str) -> FaultInjectingBroker:
+        broker = cls(inner)
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            method, _, mode = item.partition(":")
+            if mode not in MODES:
+                raise ValueError(f"unknown fault mode {mode!r} in {item!r}; use one of {', '.join(MODES)}")
+            broker.script(method, mode)
+        return broker
+
+    def set_sink(self, sink: Sink) -> None:
+        self._sink = sink
+        self.inner.set_sink(self._forward)
+
+    def _forward(self, event: BrokerEvent) -> None:
+        if not self._muted and self._sink is not None:
+            self._sink(event)
 
     def script(self, method: str, mode: Mode, error: QmtError | None = None) -> None:
         self._faults[method].append((mode, error))
@@ -45,8 +70,11 @@ class FaultInjectingBroker:
             raise error or QmtError("injected failure")
         if mode == "hang_before_send":
             await anyio.sleep_forever()
-        result = await getattr(self.inner, method)(*args)
-        del result  # the answer is lost on the way back
+        self._muted = mode == "lose_answer"
+        try:
+            await getattr(self.inner, method)(*args)  # the broker acts; its answer is lost
+        finally:
+            self._muted = False
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 

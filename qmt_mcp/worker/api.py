@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,10 +33,14 @@ def error_body(exc: QmtError) -> dict[str, Any]:
 AUDITED = {"place_order", "cancel_order", "reset_risk"}
 
 
+Job = Callable[[], Awaitable[Any]]
+
+
 def build_app(
-    handlers: dict[str, Handler], token: str, tick: Callable[[], Awaitable[None]] | None = None,
-    poll_interval_s: float = 0.5, audit: Callable[[dict[str, Any]], None] | None = None,
+    handlers: dict[str, Handler], token: str, *, startup: Job | None = None,
+    periodic: Sequence[tuple[Job, float]] = (), audit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Starlette:
+    """`startup` runs before the first request is served; each periodic job runs every so many seconds."""
     expected = f"Bearer {token}".encode()
 
     async def call(request: Request) -> Response:
@@ -78,20 +82,21 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if startup is not None:
+            await startup()
         async with anyio.create_task_group() as tg:
-            if tick is not None:
-                tg.start_soon(_poll_loop, tick, poll_interval_s)
+            for job, interval in periodic:
+                tg.start_soon(_every, job, interval)
             yield
             tg.cancel_scope.cancel()
 
     return Starlette(routes=[Route("/v1/{name}", call, methods=["POST"])], lifespan=lifespan)
 
 
-async def _poll_loop(tick: Callable[[], Awaitable[None]], interval: float) -> None:
-    """Let simulated time pass: resting orders meet each new quote."""
+async def _every(job: Job, interval: float) -> None:
     while True:
-        try:
-            await tick()
-        except Exception:
-            log.exception("poll failed")
         await anyio.sleep(interval)
+        try:
+            await job()
+        except Exception:
+            log.exception("background job %s failed", getattr(job, "__qualname__", job))

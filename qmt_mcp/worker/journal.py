@@ -104,6 +104,10 @@ class Journal:
             ).fetchall()
         return [_record_from_json(r[0]) for r in rows]
 
+    def unresolved_orders(self, account: str) -> list[OrderRecord]:
+        """Records whose broker outcome we do not know: pending_submit and indeterminate."""
+        return [r for r in self.orders(account) if r.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.INDETERMINATE)]
+
     # ----- events
     def append_event(
         self, account: str, time: str, type_: str, order_id: int | None, client_order_id: str | None,

@@ -36,9 +36,17 @@ from ..domain.errors import (
     SubmitIndeterminate,
     UnknownAccount,
 )
-from ..domain.orders import OrderRecord, OrderRequest, OrderType, check_client_order_id, parse_order_request
+from ..domain.orders import (
+    CLIENT_ORDER_ID,
+    OrderRecord,
+    OrderRequest,
+    OrderType,
+    check_client_order_id,
+    parse_order_request,
+)
 from ..domain.risk import RiskContext, evaluate, first_denial
 from ..domain.status import CANCELABLE, TERMINAL, IllegalTransition, OrderStatus
+from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import AccountView, estimate, first_failure, run_checks
 from .args import opt_bool, opt_float, opt_int, opt_str, req_str
@@ -64,7 +72,7 @@ class WorkerService:
         self.started_at = clock.now()
         self._by_account_id = {a.account_id: name for name, a in cfg.accounts.items()}
         self._changed = anyio.Event()
-        self._lock = anyio.Lock()  # one order decision at a time: risk usage must see pending orders
+        self.order_lock = anyio.Lock()  # one order decision at a time: risk usage must see pending orders
         broker.set_sink(self.on_broker_event)
 
     # ----- accounts
@@ -79,7 +87,9 @@ class WorkerService:
     def on_broker_event(self, ev: BrokerEvent) -> None:
         """Called by the broker after each state change, in push order. Never calls the broker."""
         if isinstance(ev, OrderUpdated):
-            self._apply_order(ev.order)
+            name = self._by_account_id.get(ev.order.account_id)
+            if name is not None:
+                self.apply_broker_order(name, ev.order)
         elif isinstance(ev, TradeFilled):
             t = ev.trade
             name = self._by_account_id.get(t.account_id)
@@ -100,38 +110,54 @@ class WorkerService:
                 self.journal.append_event(name, iso(self.clock.now()), "cancel_error", ev.order_id,
                                           rec.client_order_id if rec else None,
                                           {"error_id": ev.error_id, "message": ev.message})
-        self._notify()
+        self.notify()
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
 
-    def _apply_order(self, bo: BrokerOrder) -> None:
-        name = self._by_account_id.get(bo.account_id)
-        if name is None:
-            return
+    def apply_broker_order(self, name: str, bo: BrokerOrder, reason: str | None = None) -> bool:
+        """Bring our record of a broker order up to what the broker says; True if it changed.
+
+        `reason` set means reconciliation found it (journaled as `reconciled`), else it is a push.
+        An order we never placed is recorded as external. A status change the table does not allow
+        is refused and logged, and the record keeps its state.
+        """
         rec = self.journal.order_by_id(name, bo.order_id)
         if rec is None and bo.remark:
             rec = self.journal.order_by_client_id(name, bo.remark)
+        imported = rec is None
         if rec is None:
             rec = self._external(name, bo)
         try:
             new = rec.advanced(bo.status, order_id=bo.order_id, traded_volume=bo.traded_volume,
-                               traded_amount=bo.traded_amount, status_msg=bo.status_msg)
+                               traded_amount=bo.traded_amount, status_msg=clean_text(bo.status_msg))
         except IllegalTransition as exc:
             log.warning("refused transition for client_order_id=%s: %s", rec.client_order_id, exc)
-            return
-        if new == rec:
-            return
+            return False
+        if new == rec and not imported:
+            return False
         self.journal.put_order(new)
-        self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id,
-                                  new.client_order_id, self._status_data(new))
+        data = self.status_data(new)
+        if reason is None:
+            self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id,
+                                      new.client_order_id, data)
+        else:
+            data.update(reason=reason, resolution="external" if imported else "status",
+                        previous_status=None if imported else rec.status.value)
+            self.journal.append_event(name, iso(self.clock.now()), "reconciled", new.order_id,
+                                      new.client_order_id, data)
+        return True
 
     def _external(self, name: str, bo: BrokerOrder) -> OrderRecord:
-        """An order the broker has that we never placed (typed by hand in QMT): recorded as external."""
+        """An order the broker has that we never placed (typed by hand in QMT): recorded as external.
+        Its remark becomes the client_order_id only if it is a well-formed one nobody uses."""
+        cid = f"ext-{bo.order_id}"
+        if CLIENT_ORDER_ID.match(bo.remark or "") and self.journal.order_by_client_id(name, bo.remark) is None:
+            cid = bo.remark
         rec = OrderRecord(
-            account=name, client_order_id=bo.remark or f"ext-{bo.order_id}", code=bo.code, name=bo.name,
-            side=bo.side, order_type=OrderType.LIMIT if bo.price_type == 11 else OrderType.MARKET,
+            account=name, client_order_id=cid, code=bo.code, name=clean_text(bo.name), side=bo.side,
+            order_type=OrderType.LIMIT if bo.price_type == 11 else OrderType.MARKET,
             market_type=None, price_type=bo.price_type, price=bo.price, volume=bo.volume,
             status=OrderStatus.UNKNOWN, created_at=iso_ms(bo.time), order_id=bo.order_id,
             live=self.cfg.accounts[name].live, fingerprint={"external": "true"},
@@ -140,7 +166,7 @@ class WorkerService:
         return rec
 
     @staticmethod
-    def _status_data(r: OrderRecord) -> dict[str, Any]:
+    def status_data(r: OrderRecord) -> dict[str, Any]:
         return {"code": r.code, "side": r.side.value, "status": r.status.value, "volume": r.volume,
                 "traded_volume": r.traded_volume, "traded_price": float(r.traded_price),
                 "status_msg": r.status_msg}
@@ -205,7 +231,7 @@ class WorkerService:
         cid = check_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
         token = opt_str(args, "confirm_token", 1024)
         wait = opt_float(args, "wait_seconds", 0, 0, 60)
-        async with self._lock:
+        async with self.order_lock:
             replay = self._replay(name, cid, req)
             if replay is not None:
                 return {"order": replay.to_wire(), "idempotent_replay": True}
@@ -220,7 +246,7 @@ class WorkerService:
             if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
             rec = OrderRecord(
-                account=name, client_order_id=cid, code=req.code, name=v["inst"].name, side=req.side,
+                account=name, client_order_id=cid, code=req.code, name=clean_text(v["inst"].name), side=req.side,
                 order_type=req.order_type, market_type=req.market_type, price_type=req.price_type,
                 price=req.price or v["est"].price, volume=req.volume, status=OrderStatus.PENDING_SUBMIT,
                 created_at=iso_ms(self.clock.now()), live=acct.live, fingerprint=req.fingerprint(),
@@ -250,6 +276,10 @@ class WorkerService:
         if prior.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.INDETERMINATE):
             raise SubmitIndeterminate(f"the first order with client_order_id {cid} has no known outcome yet",
                                       details={"client_order_id": cid})
+        if prior.status is OrderStatus.JUNK:
+            # The recorded result of this id was a refusal: replay that, do not try again.
+            raise BrokerReject(prior.status_msg or "the broker refused this order", state_changed="yes",
+                               details={"order": prior.to_wire(), "idempotent_replay": True})
         return prior
 
     async def _submit(self, name: str, acct: AccountConfig, req: OrderRequest, cid: str) -> None:
@@ -285,8 +315,8 @@ class WorkerService:
         new = rec.advanced(status, status_msg=msg)
         self.journal.put_order(new)
         self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id, cid,
-                                  self._status_data(new))
-        self._notify()
+                                  self.status_data(new))
+        self.notify()
 
     async def _wait_terminal(self, name: str, cid: str, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -408,7 +438,7 @@ class WorkerService:
         if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
             raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
         at = self.risk.reset(name, note)
-        self._notify()
+        self.notify()
         return {"breaker": {"tripped": False}, "reset_at": at}
 
     # ----- misc

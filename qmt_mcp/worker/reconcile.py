@@ -1,0 +1,65 @@
+"""Reconciliation: our order records against the broker's own list, at start, on a timer and after
+a reconnect.
+
+- A broker order that carries one of our client_order_ids (its remark) or order ids brings the
+  record to the broker's status; an `indeterminate` record becomes known this way and only this way.
+- A record still `pending_submit`/`indeterminate` that the broker does not have, once the submit
+  deadline has passed, certainly never arrived: it becomes `junk` and may be placed again under a
+  new id.
+- A broker order we never placed (typed by hand in QMT) is imported as external and counts for risk.
+Every resolution is journaled as a `reconciled` event.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import anyio
+
+from ..domain.errors import QmtError
+from ..domain.status import OrderStatus
+from ..domain.timeutil import iso
+from .service import WorkerService
+
+log = logging.getLogger("qmt_mcp.worker")
+
+
+class Reconciler:
+    def __init__(self, service: WorkerService) -> None:
+        self.service = service
+
+    async def run(self, reason: str) -> int:
+        """Reconcile every account; the number of records it changed."""
+        svc = self.service
+        changed = 0
+        async with svc.order_lock:  # never judge an order while it is being placed
+            for name, acct in svc.cfg.accounts.items():
+                try:
+                    with anyio.fail_after(svc.cfg.worker.call_timeout_s):
+                        broker_orders = await svc.broker.orders(acct.account_id)
+                except (QmtError, TimeoutError) as exc:
+                    log.warning("reconcile %s: cannot list broker orders (%s); will retry", name, exc)
+                    continue
+                for bo in broker_orders:
+                    changed += svc.apply_broker_order(name, bo, reason=reason)
+                remarks = {bo.remark for bo in broker_orders if bo.remark}
+                ids = {bo.order_id for bo in broker_orders}
+                now = svc.clock.now()
+                for rec in svc.journal.unresolved_orders(name):
+                    if rec.client_order_id in remarks or (rec.order_id is not None and rec.order_id in ids):
+                        continue
+                    age = (now - datetime.fromisoformat(rec.created_at)).total_seconds()
+                    if age < svc.cfg.worker.submit_timeout_s:
+                        continue  # may still be on its way
+                    new = rec.advanced(OrderStatus.JUNK,
+                                       status_msg="never reached the broker (it has no order with this id)")
+                    svc.journal.put_order(new)
+                    data = {**svc.status_data(new), "reason": reason, "resolution": "never_arrived",
+                            "previous_status": rec.status.value}
+                    svc.journal.append_event(name, iso(now), "reconciled", None, rec.client_order_id, data)
+                    changed += 1
+        if changed:
+            log.info("reconcile (%s): %d record(s) resolved", reason, changed)
+            svc.notify()
+        return changed
