@@ -98,3 +98,28 @@ async def test_live_risk_reset_needs_a_token(session_with: SessionFactory) -> No
         assert done["breaker"] == {"tripped": False}
         err = await s.error("reset_risk", account="real", note="again", confirm_token=token)
         assert err["code"] == "CONFIRM_USED"
+
+
+async def test_token_for_a_buy_does_not_place_a_sell(session_with: SessionFactory) -> None:
+    async with session_with(**LIVE) as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        buy = {"account": "real", "code": "600000.SH", "side": "buy", "volume": 200, "price": q["ask_prices"][2]}
+        await s.ok("place_order", **buy, confirm_token=(await s.ok("preview_order", **buy))["confirm_token"])
+        await s.advance(24 * 3600)  # T+1: the shares are sellable now
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        another_buy = {**buy, "volume": 100, "price": q["bid_prices"][0]}
+        token = (await s.ok("preview_order", **another_buy))["confirm_token"]
+        err = await s.error("place_order", **{**another_buy, "side": "sell"}, confirm_token=token)
+        assert err["code"] == "CONFIRM_MISMATCH"
+        assert (await s.ok("get_orders", account="real"))["orders"] == []  # nothing today (the buy was yesterday)
+
+
+async def test_token_for_one_market_type_does_not_place_another(session_with: SessionFactory) -> None:
+    async with session_with(**LIVE) as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        order = {"account": "real", "code": "600000.SH", "side": "buy", "volume": 100, "order_type": "market",
+                 "market_type": "best5_cancel", "price": q["ask_prices"][4]}
+        token = (await s.ok("preview_order", **order))["confirm_token"]
+        err = await s.error("place_order", **{**order, "market_type": "best5_limit"}, confirm_token=token)
+        assert err["code"] == "CONFIRM_MISMATCH"
+        assert (await s.ok("get_orders", account="real"))["orders"] == []

@@ -162,3 +162,42 @@ async def test_order_resource_shows_the_order_and_its_fill(session: Session) -> 
     assert any(e["type"] == "trade" for e in data["events"])
     pos = json.loads((await session.client.read_resource("qmt://accounts/sim/positions")).contents[0].text)  # type: ignore[union-attr]
     assert pos["positions"][0]["volume"] == 100
+
+
+async def test_concurrent_requests_with_one_client_order_id_place_one_order(session: Session) -> None:
+    import anyio
+
+    q = await _quote(session, "600000.SH")
+    args = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["bid_prices"][4],
+            "client_order_id": "twin-1"}
+    results: list[dict[str, Any]] = []
+
+    async def send() -> None:
+        results.append(await session.call("place_order", **args))
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(send)
+    assert all(r["ok"] for r in results)
+    assert sorted(r["idempotent_replay"] for r in results) == [False, True, True, True, True]
+    assert len({r["order"]["order_id"] for r in results}) == 1
+    assert len(session.worker.broker.counter.orders) == 1  # type: ignore[attr-defined]
+
+
+async def test_impossible_broker_transition_is_refused_and_the_order_keeps_its_state(session: Session) -> None:
+    from dataclasses import replace
+
+    from qmt_mcp.domain.status import OrderStatus
+
+    q = await _quote(session, "600000.SH")
+    placed = (await session.ok("place_order", account="sim", code="600000.SH", side="buy", volume=100,
+                               price=q["ask_prices"][0]))["order"]
+    assert placed["status"] == "succeeded"
+    before = (await session.ok("get_order_events", account="sim"))["next_seq"]
+    broker_order = session.worker.broker.counter.orders[placed["order_id"]].to_broker()  # type: ignore[attr-defined]
+    stale = replace(broker_order, status=OrderStatus.REPORTED, traded_volume=0)
+    assert session.worker.service.apply_broker_order("sim", stale) is False
+    after = await session.ok("get_order", account="sim", order_id=placed["order_id"])
+    assert after["order"]["status"] == "succeeded" and after["order"]["traded_volume"] == 100
+    assert (await session.ok("get_order_events", account="sim"))["next_seq"] == before
