@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from .worker.journal import Journal
 from .worker.readers import Readers
 from .worker.reconcile import Reconciler
 from .worker.service import WorkerService
+from .worker.stream import event_frames
 
 
 @dataclass
@@ -59,10 +60,13 @@ class Worker:
         async def on_timer() -> None:
             await self.reconciler.run("timer")
 
+        def stream(after: int) -> AsyncIterator[bytes]:
+            return event_frames(self.journal, after, self.service.next_change, cfg.worker.heartbeat_s)
+
         if not background:
-            return build_app(self.handlers(), token, audit=audit)
+            return build_app(self.handlers(), token, audit=audit, stream=stream)
         periodic = [(self.service.tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s)]
-        return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit)
+        return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream)
 
     async def close(self) -> None:
         await self.broker.close()

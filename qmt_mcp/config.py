@@ -41,6 +41,7 @@ class WorkerConfig(_Strict):
     call_timeout_s: float = Field(10, gt=0)
     submit_timeout_s: float = Field(30, gt=0)
     reconcile_interval_s: float = Field(30, gt=0)  # the timer; also at start and after a reconnect
+    heartbeat_s: float = Field(5, gt=0, le=60)      # event stream heartbeat when nothing happens
 
 
 class XtquantConfig(_Strict):

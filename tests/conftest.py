@@ -4,15 +4,17 @@ clock is a ManualClock so matching and expiry are driven without sleeping."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import anyio
 import jsonschema
 import pytest
+import uvicorn
 from mcp import Client
 
 from qmt_mcp.bootstrap import Worker, build_worker
@@ -20,6 +22,7 @@ from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import Config, parse_config
 from qmt_mcp.domain.timeutil import CN_TZ
 from qmt_mcp.server.app import ServerDeps, build_server
+from qmt_mcp.server.supervisor import socket_path
 from qmt_mcp.server.worker_client import WorkerClient
 
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=CN_TZ)  # a Friday morning
@@ -45,6 +48,7 @@ class Session:
     """A connected MCP client plus the worker behind it, with schema checks on every result."""
 
     def __init__(self, client: Client, worker: Worker, clock: ManualClock) -> None:
+        self.server: Any = None
         self.client = client
         self.worker = worker
         self.clock = clock
@@ -87,19 +91,41 @@ def make_worker(cfg: Config, home: Path | None, clock: ManualClock, wrap: Any = 
 
 
 @asynccontextmanager
+async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient]:
+    """The worker's real HTTP API under uvicorn on a Unix socket, in this process (so the manual
+    clock still drives it); background jobs off: tests tick and reconcile by hand."""
+    server = uvicorn.Server(uvicorn.Config(worker.app(TOKEN, background=False), uds=str(sock),
+                                           log_level="warning", lifespan="on"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        for _ in range(500):
+            if server.started:
+                break
+            await anyio.sleep(0.01)
+        wc = WorkerClient.for_uds(str(sock), TOKEN)
+        try:
+            yield wc
+        finally:
+            await wc.aclose()
+            server.should_exit = True
+
+
+@asynccontextmanager
 async def open_session(
     worker: Worker, clock: ManualClock, confirm_human: Any = "off", **client_kw: Any,
 ) -> AsyncIterator[Session]:
-    transport = httpx.ASGITransport(app=worker.app(TOKEN, background=False))
-    wc = WorkerClient(httpx.AsyncClient(transport=transport, base_url="http://worker"), TOKEN)
+    sock = socket_path(Path(tempfile.mkdtemp(prefix="qmt-test-")))
+    async with serve_worker(worker, sock) as wc:
 
-    @asynccontextmanager
-    async def deps() -> AsyncIterator[ServerDeps]:
-        yield ServerDeps(wc)
+        @asynccontextmanager
+        async def deps() -> AsyncIterator[ServerDeps]:
+            yield ServerDeps(wc)
 
-    async with Client(build_server(deps, confirm_human), **client_kw) as client:
-        yield Session(client, worker, clock)
-    await wc.aclose()
+        server = build_server(deps, confirm_human)
+        async with Client(server, **client_kw) as client:
+            s = Session(client, worker, clock)
+            s.server = server
+            yield s
 
 
 @pytest.fixture

@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import AcceptedElicitation, ElicitationResult, MCPServer, Resolve
+import anyio
+from mcp.server.mcpserver import AcceptedElicitation, Context, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.types import (
+    CallToolResult,
+    EmptyResult,
+    SubscribeRequestParams,
+    TextContent,
+    ToolAnnotations,
+    UnsubscribeRequestParams,
+)
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import __version__
 from ..domain.errors import ErrorCode, QmtError
 from . import schemas as S
 from .descriptions import TOOLS
+from .events import EventFeed, LegacySubscriptions
 from .human import ConfirmHuman, HumanConfirm, Skip, WorkerCall, ask_person
 from .worker_client import WorkerClient
 
@@ -81,6 +92,7 @@ class QmtServer(MCPServer[Any]):
     """MCPServer whose argument-validation failures are contract envelopes, not bare text."""
 
     deps: ServerDeps | None = None
+    feed: EventFeed | None = None
     confirm_human: ConfirmHuman = "off"
 
     def worker_call(self) -> WorkerCall | None:
@@ -129,17 +141,24 @@ def human_refusal(outcome: ElicitationResult[Any]) -> QmtError | None:
 
 
 def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") -> QmtServer:
+    bus = InMemorySubscriptionBus()
+    legacy = LegacySubscriptions()
+
     @asynccontextmanager
     async def lifespan(server: MCPServer[Any]) -> AsyncIterator[ServerDeps]:
-        async with open_deps() as deps:
+        async with open_deps() as deps, anyio.create_task_group() as tg:
             srv.deps = deps
+            srv.feed = EventFeed(deps.client, bus, legacy)
+            tg.start_soon(srv.feed.run)
             try:
                 yield deps
             finally:
                 srv.deps = None
+                srv.feed = None
+                tg.cancel_scope.cancel()
 
     srv = QmtServer(
-        "qmt-mcp", version=__version__, log_level="WARNING", lifespan=lifespan,
+        "qmt-mcp", version=__version__, log_level="WARNING", lifespan=lifespan, subscriptions=bus,
         instructions=(
             "Trade China A-shares through miniQMT (or the built-in simulator). Volumes are shares, "
             "prices yuan. Preview before placing, show the preview to the person, pass a client_order_id, "
@@ -158,6 +177,9 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
             payload = await deps.client.call(name, clean, extra)
             if name == "health":
                 payload["worker"]["restarts"] = deps.restarts()
+                feed = srv.feed
+                payload["events"] = {"connected": bool(feed and feed.connected),
+                                     "last_seq": feed.last_seq if feed else 0, "gaps": feed.gaps if feed else 0}
             env = model.model_validate({"ok": True, **payload})
         except QmtError as exc:
             if name == "health" and exc.code is ErrorCode.WORKER_UNAVAILABLE:
@@ -168,6 +190,29 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
             return error_result(QmtError("the worker's answer did not fit the schema", code=ErrorCode.INTERNAL,
                                          state_changed="unknown"), model)
         return result(env)
+
+    async def call_watching(
+        name: str, args: dict[str, Any], model: type[S.Envelope], wait: float, ctx: Context[Any, Any],
+        client_order_id: str | None, order_id: int | None,
+    ) -> CallToolResult:
+        """A waiting call that reports each of the order's events as a progress notification."""
+        feed = srv.feed
+        if feed is None or wait <= 0:
+            return await call(name, args, model, wait)
+        async with feed.watch(str(args["account"]), client_order_id, order_id) as events, \
+                anyio.create_task_group() as tg:
+
+            async def progress() -> None:
+                n = 0
+                async for ev in events:
+                    n += 1
+                    what = ev.get("status") or f"{ev.get('volume')} @ {ev.get('price')}"
+                    await ctx.report_progress(n, None, f"{ev['type']}: {what}")
+
+            tg.start_soon(progress)
+            res = await call(name, args, model, wait)
+            tg.cancel_scope.cancel()
+        return res
 
     def tool(name: str, annotations: ToolAnnotations) -> Callable[[Any], Any]:
         title, description = TOOLS[name]
@@ -246,10 +291,12 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         order_id: Annotated[int | None, Field(description="the broker's order id")] = None,
         client_order_id: Cid = None,
         wait_seconds: Wait = 0,
+        *,
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, S.OrderResult]:
         args = {"account": account, "order_id": order_id, "client_order_id": client_order_id,
                 "wait_seconds": wait_seconds}
-        return await call("get_order", args, S.OrderResult, wait_seconds)
+        return await call_watching("get_order", args, S.OrderResult, wait_seconds, ctx, client_order_id, order_id)
 
     @tool("preview_order", READ_ONLY)
     async def preview_order(
@@ -269,14 +316,17 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         wait_seconds: Wait = 0,
         *,
         person: Annotated[ElicitationResult[HumanConfirm], Resolve(ask_person)],
+        ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, S.PlaceResult]:
         refusal = human_refusal(person)
         if refusal is not None:
             return error_result(refusal, S.PlaceResult)
+        if wait_seconds > 0 and client_order_id is None:
+            client_order_id = "q" + secrets.token_hex(8)  # known here, so progress can follow the order
         args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
                 "order_type": order_type, "market_type": market_type, "client_order_id": client_order_id,
                 "confirm_token": confirm_token, "wait_seconds": wait_seconds}
-        return await call("place_order", args, S.PlaceResult, wait_seconds)
+        return await call_watching("place_order", args, S.PlaceResult, wait_seconds, ctx, client_order_id, None)
 
     @tool("cancel_order", CANCEL)
     async def cancel_order(
@@ -310,8 +360,26 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         return await call("get_order_events", args, S.EventsResult, wait_seconds)
 
     _register_resources(srv)
+    _register_legacy_subscriptions(srv, legacy)
     _register_prompts(srv)
     return srv
+
+
+def _register_legacy_subscriptions(srv: QmtServer, legacy: LegacySubscriptions) -> None:
+    """`resources/subscribe` for 2025-era clients. MCPServer serves only `subscriptions/listen`, so
+    these go on its lowlevel server (the SDK's documented way until it offers a public one)."""
+
+    async def subscribe(ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        legacy.add(str(params.uri), ctx.session)
+        return EmptyResult()
+
+    async def unsubscribe(ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        legacy.remove(str(params.uri), ctx.session)
+        return EmptyResult()
+
+    lowlevel = srv._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
 
 
 def _worker_down(deps: ServerDeps) -> S.HealthResult:

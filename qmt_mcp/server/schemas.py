@@ -64,7 +64,14 @@ class DataHealth(_Out):
     stale_codes: list[str]
 
 
+class EventsHealth(_Out):
+    connected: bool = Field(description="the server follows the worker's event stream")
+    last_seq: int
+    gaps: int = Field(description="times the worker's journal was not the one followed before")
+
+
 class HealthResult(Envelope):
+    events: EventsHealth | None = None
     worker: WorkerHealth | None = None
     data: DataHealth | None = None
     accounts: dict[str, AccountHealth] | None = None

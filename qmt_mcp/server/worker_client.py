@@ -49,6 +49,14 @@ class WorkerClient:
         if old is not None:
             await old.aclose()
 
+    @property
+    def http(self) -> httpx.AsyncClient | None:
+        return self._http
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..domain.errors import ErrorCode, QmtError
@@ -39,16 +39,35 @@ Job = Callable[[], Awaitable[Any]]
 def build_app(
     handlers: dict[str, Handler], token: str, *, startup: Job | None = None,
     periodic: Sequence[tuple[Job, float]] = (), audit: Callable[[dict[str, Any]], None] | None = None,
+    stream: Callable[[int], AsyncIterator[bytes]] | None = None,
 ) -> Starlette:
-    """`startup` runs before the first request is served; each periodic job runs every so many seconds."""
+    """`startup` runs before the first request is served; each periodic job runs every so many seconds;
+    `stream(after_seq)` serves GET /v1/events."""
     expected = f"Bearer {token}".encode()
 
-    async def call(request: Request) -> Response:
+    def refused(request: Request) -> Response | None:
         supplied = request.headers.get("authorization", "").encode()
         # Constant-time comparison: the token is the only thing between a client and the account.
         if not token or not hmac.compare_digest(supplied, expected):
             exc = QmtError("missing or wrong bearer token", code=ErrorCode.UNAUTHORIZED)
             return JSONResponse(error_body(exc), status_code=401)
+        return None
+
+    async def events(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        if not raw.isdigit():
+            exc = QmtError("Last-Event-ID / after must be a seq number", code=ErrorCode.INVALID_ARGUMENT)
+            return JSONResponse(error_body(exc), status_code=400)
+        if stream is None:
+            return JSONResponse(error_body(QmtError("no event stream here")), status_code=404)
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(int(raw)), media_type="text/event-stream", headers=headers)
+
+    async def call(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
         name = request.path_params["name"]
         handler = handlers.get(name)
         if handler is None:
@@ -90,7 +109,8 @@ def build_app(
             yield
             tg.cancel_scope.cancel()
 
-    return Starlette(routes=[Route("/v1/{name}", call, methods=["POST"])], lifespan=lifespan)
+    routes = [Route("/v1/events", events, methods=["GET"]), Route("/v1/{name}", call, methods=["POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 async def _every(job: Job, interval: float) -> None:

@@ -8,6 +8,7 @@ reused, across restarts too.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from dataclasses import asdict
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS risk_state (
     account TEXT PRIMARY KEY, day TEXT NOT NULL, baseline TEXT, tripped INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '', tripped_at TEXT, reset_at TEXT, reset_note TEXT);
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -60,6 +62,11 @@ class Journal:
         # FULL: a committed order record survives power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        with self._db:
+            # The journal's identity: a reader that resumes by seq can tell a fresh journal (seq from 1
+            # again) from the one it was following.
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('journal_id', ?)", (secrets.token_hex(8),))
+        self.journal_id = str(self._db.execute("SELECT value FROM meta WHERE key='journal_id'").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -133,6 +140,15 @@ class Journal:
         params.append(limit)
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
+        return [_event(s, a, t, ty, oid, cid, json.loads(d)) for s, a, t, ty, oid, cid, d in rows]
+
+    def events_after(self, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        """Every account's events after `after_seq`, in seq order (the worker's event stream)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, account, time, type, order_id, client_order_id, data FROM events "
+                "WHERE seq>? ORDER BY seq LIMIT ?", (after_seq, limit),
+            ).fetchall()
         return [_event(s, a, t, ty, oid, cid, json.loads(d)) for s, a, t, ty, oid, cid, d in rows]
 
     def latest_events(self, account: str, limit: int) -> list[dict[str, Any]]:

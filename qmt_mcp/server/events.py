@@ -1,0 +1,178 @@
+"""Follows the worker's event stream and turns each event into MCP notifications.
+
+One `EventFeed` per server follows GET /v1/events (SSE). It resumes from the last seq it saw after
+any drop (a worker restart included: the journal is durable, so nothing is missed), and if the
+worker's journal is a different one than before it says so (a `gap` notice) and tells every
+resource to re-read. Each event fans out to:
+- resource update notifications, on both protocol eras: the `subscriptions/listen` bus (2026-07-28)
+  and legacy `resources/subscribe` sessions (2025-11-25 and earlier);
+- watchers (place_order / get_order waiting with progress notifications).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
+
+from .worker_client import WorkerClient
+
+log = logging.getLogger("qmt_mcp.server")
+HEALTH_URI = "qmt://health"
+
+
+def uris_for(event: dict[str, Any]) -> list[str]:
+    """The contract resources an event changes."""
+    acct = event.get("account")
+    kind = event.get("type")
+    if kind in ("account_status", "disconnected", "risk", "gap"):
+        uris = [HEALTH_URI]
+        return uris + ([f"qmt://accounts/{acct}/events"] if acct else [])
+    uris = [f"qmt://accounts/{acct}/events"]
+    if event.get("order_id") is not None:
+        uris.append(f"qmt://accounts/{acct}/orders/{event['order_id']}")
+    if kind in ("trade", "reconciled"):
+        uris += [f"qmt://accounts/{acct}/positions", f"qmt://accounts/{acct}/asset"]
+    elif kind == "order_status":
+        uris.append(f"qmt://accounts/{acct}/asset")  # frozen cash moves with every order status
+    return uris
+
+
+class LegacySubscriptions:
+    """`resources/subscribe` sessions by URI (the 2025-era pipe, which MCPServer does not serve itself)."""
+
+    def __init__(self) -> None:
+        self._by_uri: dict[str, set[Any]] = {}
+
+    def add(self, uri: str, session: Any) -> None:
+        self._by_uri.setdefault(uri, set()).add(session)
+
+    def remove(self, uri: str, session: Any) -> None:
+        self._by_uri.get(uri, set()).discard(session)
+
+    def uris(self) -> list[str]:
+        return [u for u, s in self._by_uri.items() if s]
+
+    async def notify(self, uri: str) -> None:
+        for session in list(self._by_uri.get(uri, ())):
+            try:
+                await session.send_resource_updated(uri)
+            except Exception:  # a closed session: forget it
+                self._by_uri[uri].discard(session)
+
+
+@dataclass
+class Watch:
+    account: str
+    client_order_id: str | None
+    order_id: int | None
+    send: MemoryObjectSendStream[dict[str, Any]]
+
+    def matches(self, ev: dict[str, Any]) -> bool:
+        if ev.get("account") != self.account:
+            return False
+        if self.client_order_id is not None and ev.get("client_order_id") == self.client_order_id:
+            return True
+        return self.order_id is not None and ev.get("order_id") == self.order_id
+
+
+@dataclass
+class EventFeed:
+    client: WorkerClient
+    bus: InMemorySubscriptionBus
+    legacy: LegacySubscriptions
+    last_seq: int = 0
+    journal_id: str | None = None
+    connected: bool = False
+    gaps: int = 0
+    _watches: list[Watch] = field(default_factory=list)
+    on_event: Callable[[dict[str, Any]], None] | None = None
+
+    async def run(self) -> None:
+        """Follow the stream for ever, reconnecting (and resuming by seq) after every drop."""
+        delay = 0.05
+        while True:
+            try:
+                await self._follow()
+                delay = 0.05
+            except (httpx.HTTPError, ValueError, OSError) as exc:
+                log.debug("event stream dropped: %r", exc)
+            self.connected = False
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _follow(self) -> None:
+        http = self.client.http
+        if http is None:
+            raise OSError("no worker yet")
+        headers = {**self.client.headers, "Last-Event-ID": str(self.last_seq)}
+        timeout = httpx.Timeout(10.0, read=90.0)  # reads see a heartbeat every few seconds
+        async with http.stream("GET", "/v1/events", headers=headers, timeout=timeout) as resp:
+            if resp.status_code != 200:
+                raise ValueError(f"event stream answered HTTP {resp.status_code}")
+            kind, data = "", ""
+            async for line in resp.aiter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+                elif line == "" and kind:
+                    await self._frame(kind, json.loads(data) if data else {})
+                    kind, data = "", ""
+
+    async def _frame(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "hello":
+            self.connected = True
+            if self.journal_id is not None and data.get("journal_id") != self.journal_id:
+                # Not the journal we were following: our seq means nothing there. Start over and
+                # tell every reader to re-read.
+                self.gaps += 1
+                log.warning("the worker's journal changed (%s -> %s); re-reading state",
+                            self.journal_id, data.get("journal_id"))
+                self.last_seq = 0
+                await self._publish_all_stale()
+            self.journal_id = str(data.get("journal_id"))
+            return
+        if kind != "journal":
+            return
+        seq = int(data["seq"])
+        if seq <= self.last_seq:
+            return  # already seen (a resume overlaps)
+        self.last_seq = seq
+        for uri in uris_for(data):
+            await self.bus.publish(ResourceUpdated(uri=uri))
+            await self.legacy.notify(uri)
+        for w in list(self._watches):
+            if w.matches(data):
+                with suppress(anyio.WouldBlock):  # a watcher 100 events behind only loses progress ticks
+                    w.send.send_nowait(data)
+        if self.on_event is not None:
+            self.on_event(data)
+
+    async def _publish_all_stale(self) -> None:
+        uris = {HEALTH_URI, *self.legacy.uris()}
+        for uri in uris:
+            await self.bus.publish(ResourceUpdated(uri=uri))
+            await self.legacy.notify(uri)
+
+    @asynccontextmanager
+    async def watch(
+        self, account: str, client_order_id: str | None = None, order_id: int | None = None,
+    ) -> AsyncIterator[MemoryObjectReceiveStream[dict[str, Any]]]:
+        send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
+        w = Watch(account, client_order_id, order_id, send)
+        self._watches.append(w)
+        try:
+            yield receive
+        finally:
+            self._watches.remove(w)
+            send.close()
+            receive.close()
