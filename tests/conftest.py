@@ -94,6 +94,7 @@ def make_worker(cfg: Config, home: Path | None, clock: ManualClock, wrap: Any = 
 async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient]:
     """The worker's real HTTP API under uvicorn on a Unix socket, in this process (so the manual
     clock still drives it); background jobs off: tests tick and reconcile by hand."""
+    sock.parent.mkdir(parents=True, exist_ok=True)
     server = uvicorn.Server(uvicorn.Config(worker.app(TOKEN, background=False), uds=str(sock),
                                            log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tg:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -167,7 +167,10 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
     )
     srv.confirm_human = confirm_human
 
-    async def call(name: str, args: dict[str, Any], model: type[S.Envelope], extra: float = 0) -> CallToolResult:
+    async def call(
+        name: str, args: dict[str, Any], model: type[S.Envelope], extra: float = 0,
+        on_payload: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> CallToolResult:
         deps = srv.deps
         if deps is None:
             return error_result(QmtError("the server is not connected to a worker",
@@ -175,6 +178,8 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         clean = {k: v for k, v in args.items() if v is not None}
         try:
             payload = await deps.client.call(name, clean, extra)
+            if on_payload is not None:
+                await on_payload(payload)
             if name == "health":
                 payload["worker"]["restarts"] = deps.restarts()
                 feed = srv.feed
@@ -199,19 +204,27 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         feed = srv.feed
         if feed is None or wait <= 0:
             return await call(name, args, model, wait)
-        async with feed.watch(str(args["account"]), client_order_id, order_id) as events, \
+        async with feed.watch(str(args["account"]), client_order_id, order_id) as watch, \
                 anyio.create_task_group() as tg:
 
             async def progress() -> None:
                 n = 0
-                async for ev in events:
+                async for ev in watch.receive:
                     n += 1
                     what = ev.get("status") or f"{ev.get('volume')} @ {ev.get('price')}"
                     await ctx.report_progress(n, None, f"{ev['type']}: {what}")
 
+            async def catch_up(payload: dict[str, Any]) -> None:
+                # The worker answers the moment the order is final; the events up to that moment may
+                # still be on their way down the stream. Let them arrive so progress ends with them.
+                with anyio.move_on_after(2.0):
+                    await feed.reached(int(payload.get("journal_seq") or 0))
+
             tg.start_soon(progress)
-            res = await call(name, args, model, wait)
-            tg.cancel_scope.cancel()
+            try:
+                res = await call(name, args, model, wait, on_payload=catch_up)
+            finally:
+                watch.close()  # progress reports what arrived, then ends
         return res
 
     def tool(name: str, annotations: ToolAnnotations) -> Callable[[Any], Any]:

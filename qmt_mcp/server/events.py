@@ -71,10 +71,16 @@ class LegacySubscriptions:
 
 @dataclass
 class Watch:
+    """One order's events as they arrive; `close()` ends the stream once what arrived is read."""
+
     account: str
     client_order_id: str | None
     order_id: int | None
     send: MemoryObjectSendStream[dict[str, Any]]
+    receive: MemoryObjectReceiveStream[dict[str, Any]]
+
+    def close(self) -> None:
+        self.send.close()
 
     def matches(self, ev: dict[str, Any]) -> bool:
         if ev.get("account") != self.account:
@@ -95,6 +101,13 @@ class EventFeed:
     gaps: int = 0
     _watches: list[Watch] = field(default_factory=list)
     on_event: Callable[[dict[str, Any]], None] | None = None
+    _advanced: anyio.Event = field(default_factory=anyio.Event)
+
+    async def reached(self, seq: int) -> None:
+        """Return once every event up to `seq` has been dispatched."""
+        while self.last_seq < seq:
+            advanced = self._advanced
+            await advanced.wait()
 
     async def run(self) -> None:
         """Follow the stream for ever, reconnecting (and resuming by seq) after every drop."""
@@ -146,16 +159,20 @@ class EventFeed:
         seq = int(data["seq"])
         if seq <= self.last_seq:
             return  # already seen (a resume overlaps)
-        self.last_seq = seq
         for uri in uris_for(data):
             await self.bus.publish(ResourceUpdated(uri=uri))
             await self.legacy.notify(uri)
         for w in list(self._watches):
             if w.matches(data):
-                with suppress(anyio.WouldBlock):  # a watcher 100 events behind only loses progress ticks
+                # A watcher 100 events behind only loses progress ticks; a closed one is finishing.
+                with suppress(anyio.WouldBlock, anyio.ClosedResourceError):
                     w.send.send_nowait(data)
         if self.on_event is not None:
             self.on_event(data)
+        # Only now is the event delivered everywhere: `reached()` callers may rely on that.
+        self.last_seq = seq
+        self._advanced.set()
+        self._advanced = anyio.Event()
 
     async def _publish_all_stale(self) -> None:
         uris = {HEALTH_URI, *self.legacy.uris()}
@@ -166,12 +183,12 @@ class EventFeed:
     @asynccontextmanager
     async def watch(
         self, account: str, client_order_id: str | None = None, order_id: int | None = None,
-    ) -> AsyncIterator[MemoryObjectReceiveStream[dict[str, Any]]]:
+    ) -> AsyncIterator[Watch]:
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
-        w = Watch(account, client_order_id, order_id, send)
+        w = Watch(account, client_order_id, order_id, send, receive)
         self._watches.append(w)
         try:
-            yield receive
+            yield w
         finally:
             self._watches.remove(w)
             send.close()

@@ -264,7 +264,7 @@ class WorkerService:
         if final.status is OrderStatus.JUNK:
             raise BrokerReject(final.status_msg or "the broker refused the order", state_changed="yes",
                                details={"order": final.to_wire()})
-        return {"order": final.to_wire(), "idempotent_replay": False}
+        return {"order": final.to_wire(), "idempotent_replay": False, "journal_seq": self.journal.last_seq()}
 
     def _replay(self, name: str, cid: str, req: OrderRequest) -> OrderRecord | None:
         prior = self.journal.order_by_client_id(name, cid)
@@ -369,7 +369,7 @@ class WorkerService:
             await self._wait_terminal(name, rec.client_order_id, wait)
             rec = self._find(name, {"client_order_id": rec.client_order_id})
         events = self.journal.events(name, 0, 1000, order_client_id=rec.client_order_id)
-        return {"order": rec.to_wire(), "events": events}
+        return {"order": rec.to_wire(), "events": events, "journal_seq": self.journal.last_seq()}
 
     async def get_orders(self, args: dict[str, Any]) -> dict[str, Any]:
         name, _ = self.account(args)
