@@ -43,8 +43,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     transport = args.transport or cfg.server.transport
     host = args.host or cfg.server.host
     port = args.port or cfg.server.port
-    if transport != "stdio" and host not in LOOPBACK:
-        raise ConfigError(f"refusing to serve on non-loopback host {host!r}: HTTP auth is not in this version")
     if not cfg.worker.url and cfg.worker.backend != "sim":
         raise ConfigError("'worker.backend': only \"sim\" can be spawned locally in this version; "
                           "run the worker elsewhere and set worker.url")
@@ -74,8 +72,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = build_server(open_deps, cfg.server.confirm_human)
     if transport == "stdio":
         server.run("stdio")
-    else:
-        server.run(transport, host=host, port=port)
+        return 0
+    import uvicorn
+
+    from .server.http import http_app
+
+    token = os.environ.get(cfg.server.token_env, "")
+    app = http_app(server, transport, host, token, cfg.server.allowed_hosts, cfg.server.allowed_origins)
+    print(f"qmt-mcp: serving {transport} on http://{host}:{port}/{'sse' if transport == 'sse' else 'mcp'}",
+          file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0
 
 

@@ -31,6 +31,7 @@ class ServerConfig(_Strict):
     port: int = Field(8765, ge=1, le=65535)
     token_env: str = "QMT_MCP_TOKEN"
     allowed_origins: list[str] = []
+    allowed_hosts: list[str] = []  # Host headers to accept besides loopback, e.g. ["mcp.example.com:*"]
     confirm_human: Literal["off", "if_supported", "required"] = "off"
 
 
