@@ -33,11 +33,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(tmp: Path, transport: str, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def _start(tmp: Path, transport: str, token: str | None = TOKEN) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     (tmp / "config.toml").write_text(BUSY)
-    env = {**os.environ, "QMT_MCP_HOME": str(tmp), "QMT_MCP_TOKEN": TOKEN, **(env_extra or {})}
+    env = {**os.environ, "QMT_MCP_HOME": str(tmp)}
     env.pop("QMT_MCP_CONFIG", None)
+    env.pop("QMT_MCP_TOKEN", None)
+    if token is not None:
+        env["QMT_MCP_TOKEN"] = token
     proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "serve", "--transport", transport, "--port", str(port)],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     for _ in range(300):  # bounded: ~30 s

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,51 @@ def test_inspector_reads_a_resource_and_a_prompt(tmp_path: Path) -> None:
                      "--prompt-args", "account=sim")
     assert res.returncode == 0, res.stderr
     assert "get_positions" in res.stdout
+
+
+@pytest.fixture
+def http_url(tmp_path: Path) -> Iterator[str]:
+    """A streamable HTTP server for the Inspector. Inspector 0.15 (what node 20 installs) cannot send
+    headers, so this loopback server runs without a token, as loopback allows."""
+    from test_http_transport import _start
+
+    proc, port = _start(tmp_path, "streamable-http", token=None)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _inspector_http(url: str, *method: str) -> subprocess.CompletedProcess[str]:
+    if not INSPECTOR.exists() or shutil.which("node") is None:
+        if os.environ.get("CI"):
+            pytest.fail(".ci/run installs the MCP Inspector CLI; it is missing")
+        pytest.skip("MCP Inspector CLI not installed (bash .ci/run installs it into .ci/node)")
+    cmd = [str(INSPECTOR), "--cli", url, "--transport", "http", *method]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+
+
+def test_inspector_over_streamable_http_lists_calls_reads_and_gets_prompts(http_url: str) -> None:
+    res = _inspector_http(http_url, "--method", "tools/list")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(res.stdout)["tools"]) == 19
+    res = _inspector_http(http_url, "--method", "tools/call", "--tool-name", "get_quote",
+                          "--tool-arg", 'codes=["600519.SH"]')
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["structuredContent"]["quotes"][0]["code"] == "600519.SH"
+    res = _inspector_http(http_url, "--method", "tools/call", "--tool-name", "place_order",
+                          "--tool-arg", "account=sim", "code=600519.SH", "side=buy", "volume=50", "price=1000")
+    out = res.stdout + res.stderr
+    assert "does not match" not in out and res.returncode in (0, 5), out
+    assert json.loads(res.stdout)["structuredContent"]["error"]["code"] == "LOT_SIZE"
+    res = _inspector_http(http_url, "--method", "resources/read", "--uri", "qmt://health")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(json.loads(res.stdout)["contents"][0]["text"])["worker"]["state"] == "up"
+    res = _inspector_http(http_url, "--method", "prompts/get", "--prompt-name", "reconcile_unknown_order",
+                          "--prompt-args", "account=sim", "client_order_id=abc-1")
+    assert res.returncode == 0, res.stderr
+    assert "abc-1" in res.stdout
 
 
 def test_demo_runs_its_transcript(tmp_path: Path) -> None:
