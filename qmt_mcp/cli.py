@@ -18,6 +18,7 @@ from .config import Config, ConfigError, config_path, home_dir, load_config
 
 log = logging.getLogger("qmt_mcp")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+GRACE_S = 3  # on shutdown, open event streams are closed after this long instead of awaited for ever
 
 
 def _setup_logging(level: str) -> None:
@@ -119,9 +120,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.uds:
             uds = Path(args.uds)
             uds.unlink(missing_ok=True)
-            config = uvicorn.Config(app, uds=str(uds), log_level="warning", access_log=False)
+            config = uvicorn.Config(app, uds=str(uds), log_level="warning", access_log=False,
+                                    timeout_graceful_shutdown=GRACE_S)
         else:
-            config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False)
+            config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False,
+                                    timeout_graceful_shutdown=GRACE_S)
         try:
             uvicorn.Server(config).run()
         finally:

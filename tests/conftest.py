@@ -96,7 +96,7 @@ async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient
     clock still drives it); background jobs off: tests tick and reconcile by hand."""
     sock.parent.mkdir(parents=True, exist_ok=True)
     server = uvicorn.Server(uvicorn.Config(worker.app(TOKEN, background=False), uds=str(sock),
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on", timeout_graceful_shutdown=0.5))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         for _ in range(500):

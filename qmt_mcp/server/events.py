@@ -90,6 +90,10 @@ class Watch:
         return self.order_id is not None and ev.get("order_id") == self.order_id
 
 
+class _JournalChanged(Exception):
+    """The stream came from a journal other than the one followed: follow it again from its start."""
+
+
 @dataclass
 class EventFeed:
     client: WorkerClient
@@ -116,6 +120,8 @@ class EventFeed:
             try:
                 await self._follow()
                 delay = 0.05
+            except _JournalChanged:
+                continue
             except (httpx.HTTPError, ValueError, OSError) as exc:
                 log.debug("event stream dropped: %r", exc)
             self.connected = False
@@ -151,7 +157,9 @@ class EventFeed:
                 log.warning("the worker's journal changed (%s -> %s); re-reading state",
                             self.journal_id, data.get("journal_id"))
                 self.last_seq = 0
+                self.journal_id = str(data.get("journal_id"))
                 await self._publish_all_stale()
+                raise _JournalChanged
             self.journal_id = str(data.get("journal_id"))
             return
         if kind != "journal":

@@ -1,0 +1,108 @@
+"""The server's event feed resumes after the worker's stream drops without missing a seq, notices a
+journal it was not following, and the worker API survives garbage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import TOKEN, make_worker, serve_worker
+from mcp.server.subscriptions import InMemorySubscriptionBus
+
+from qmt_mcp.clock import ManualClock
+from qmt_mcp.config import parse_config
+from qmt_mcp.server.events import EventFeed, LegacySubscriptions
+from qmt_mcp.server.supervisor import socket_path
+from qmt_mcp.server.worker_client import WorkerClient, http_for
+
+pytestmark = pytest.mark.anyio
+
+
+def _append(worker: Any, n: int) -> None:
+    for i in range(n):
+        worker.journal.append_event("sim", "t", "risk", None, None, {"message": str(i)})
+        worker.service.notify()
+
+
+async def _until(pred: Any) -> None:
+    for _ in range(1000):  # bounded; the caller's fail_after bounds it in time too
+        if pred():
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError("condition never held")
+
+
+async def test_feed_resumes_after_the_stream_drops_with_no_missing_seq(clock: ManualClock, tmp_path: Path) -> None:
+    worker = make_worker(parse_config({"worker": {"heartbeat_s": 0.1}}), tmp_path / "h", clock)
+    sock = socket_path(tmp_path / "s")
+    seqs: list[int] = []
+    client = WorkerClient(None, TOKEN)
+    bus = InMemorySubscriptionBus()
+    updated: list[str] = []
+    bus.subscribe(lambda ev: updated.append(str(ev.uri)))  # type: ignore[attr-defined]
+    feed = EventFeed(client, bus, LegacySubscriptions(), on_event=lambda ev: seqs.append(ev["seq"]))
+    with anyio.fail_after(30):
+        async with serve_worker(worker, sock), anyio.create_task_group() as tg:
+            await client.rebind(http_for(str(sock), None), TOKEN)
+            tg.start_soon(feed.run)
+            _append(worker, 3)
+            await _until(lambda: feed.last_seq == 3)
+            # The worker becomes unreachable (its stream drops, reconnects fail) while its journal grows.
+            await client.rebind(http_for(str(tmp_path / "nothing-here.sock"), None), TOKEN)
+            await _until(lambda: not feed.connected)
+            _append(worker, 4)
+            await client.rebind(http_for(str(sock), None), TOKEN)
+            _append(worker, 2)
+            await _until(lambda: feed.last_seq == 9)
+            tg.cancel_scope.cancel()
+    await client.aclose()
+    assert seqs == list(range(1, 10))
+    assert updated.count("qmt://health") == 9
+    assert feed.gaps == 0
+    await worker.close()
+
+
+async def test_feed_notices_a_journal_it_was_not_following(clock: ManualClock, tmp_path: Path) -> None:
+    first = make_worker(parse_config({}), tmp_path / "a", clock)
+    second = make_worker(parse_config({}), tmp_path / "b", clock)  # a fresh journal, seq from 1 again
+    sock_a, sock_b = socket_path(tmp_path / "sa"), socket_path(tmp_path / "sb")
+    client = WorkerClient(None, TOKEN)
+    bus = InMemorySubscriptionBus()
+    updated: list[str] = []
+    bus.subscribe(lambda ev: updated.append(str(ev.uri)))  # type: ignore[attr-defined]
+    feed = EventFeed(client, bus, LegacySubscriptions())
+    with anyio.fail_after(30):
+        async with serve_worker(first, sock_a), serve_worker(second, sock_b), anyio.create_task_group() as tg:
+            await client.rebind(http_for(str(sock_a), None), TOKEN)
+            tg.start_soon(feed.run)
+            _append(first, 5)
+            await _until(lambda: feed.last_seq == 5)
+            updated.clear()
+            await client.rebind(http_for(str(sock_b), None), TOKEN)
+            _append(second, 2)
+            await _until(lambda: feed.gaps == 1 and feed.last_seq == 2)
+            tg.cancel_scope.cancel()
+    await client.aclose()
+    assert feed.journal_id == second.journal.journal_id
+    assert "qmt://health" in updated
+    await first.close()
+    await second.close()
+
+
+async def test_worker_answers_garbage_with_4xx_and_stays_up(clock: ManualClock, tmp_path: Path) -> None:
+    worker = make_worker(parse_config({}), tmp_path / "h", clock)
+    async with serve_worker(worker, socket_path(tmp_path / "s")) as wc:
+        http = wc.http
+        assert http is not None
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await http.post("/v1/get_quote", content=b"\x00\xffnot json", headers=auth)).status_code == 400
+        assert (await http.post("/v1/get_quote", content=b"[1,2]", headers=auth)).status_code == 400
+        assert (await http.post("/v1/get_quote", content=b"x" * 70_000, headers=auth)).status_code == 413
+        assert (await http.post("/v1/no_such_call", json={}, headers=auth)).status_code == 404
+        assert (await http.get("/v1/events", headers={**auth, "Last-Event-ID": "abc"})).status_code == 400
+        r = await http.post("/v1/get_quote", json={"codes": 5}, headers=auth)
+        assert r.status_code == 200 and r.json()["error"]["code"] == "INVALID_ARGUMENT"
+        assert (await wc.call("health", {}))["worker"]["state"] == "up"
+    await worker.close()
