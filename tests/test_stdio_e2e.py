@@ -132,3 +132,37 @@ async def test_every_tool_over_stdio_validates_against_its_output_schema(tmp_pat
                 assert res.structured_content is not None, name
                 jsonschema.validate(res.structured_content, schemas[name])
                 assert res.is_error == (not res.structured_content["ok"]), name
+
+
+async def test_subscription_survives_a_worker_kill_and_resumes_with_no_missing_seq(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    params = StdioServerParameters(command=sys.executable, args=["-m", "qmt_mcp", "serve"],
+                                   env={"QMT_MCP_HOME": str(home)})
+    uri = "qmt://accounts/sim/events"
+    with anyio.fail_after(120):
+        async with Client(params) as c, c.listen(resource_subscriptions=[uri]) as sub:
+            q = (await _call(c, "get_quote", codes=["600000.SH"]))["quotes"][0]
+            await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=100,
+                        price=q["ask_prices"][0], client_order_id="before-kill")
+            async for event in sub:
+                assert str(event.uri) == uri  # type: ignore[union-attr]
+                break
+            os.kill(_worker_pids(home)[0], signal.SIGKILL)
+            while True:
+                h = await _call(c, "health")
+                if h["worker"]["state"] == "up" and h["worker"]["restarts"] == 1:
+                    break
+                await anyio.sleep(0.1)
+            await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=100,
+                        price=q["ask_prices"][0], client_order_id="after-kill")
+            async for event in sub:  # the same subscription, still delivering after the restart
+                assert str(event.uri) == uri  # type: ignore[union-attr]
+                break
+            events = (await _call(c, "get_order_events", account="sim"))["events"]
+            seqs = [e["seq"] for e in events]
+            assert seqs == list(range(1, len(seqs) + 1))  # nothing lost, nothing reused
+            while (await _call(c, "health"))["events"]["last_seq"] < seqs[-1]:
+                await anyio.sleep(0.05)
+            h = await _call(c, "health")
+            assert h["events"]["connected"] is True and h["events"]["gaps"] == 0
+            assert {e["client_order_id"] for e in events} == {"before-kill", "after-kill"}
