@@ -79,3 +79,10 @@ def test_audit_verify_command_exit_code(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "qmt_mcp", "audit", "verify"], env=env, capture_output=True,
                          text=True, timeout=60, check=False)
     assert res.returncode == 1
+
+
+def test_worker_without_a_bearer_token_refuses_to_start(tmp_path: Path) -> None:
+    env = {"QMT_MCP_HOME": str(tmp_path), "PATH": ""}
+    res = subprocess.run([sys.executable, "-m", "qmt_mcp", "worker", "--port", "1"], env=env, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert res.returncode == 2 and "QMT_WORKER_TOKEN" in res.stderr
