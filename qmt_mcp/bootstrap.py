@@ -43,7 +43,7 @@ class Worker:
             "get_order": s.get_order, "preview_order": s.preview_order, "place_order": s.place_order,
             "cancel_order": s.cancel_order, "get_risk_status": s.get_risk_status, "reset_risk": s.reset_risk,
             "get_order_events": s.get_order_events,
-            "latest_events": s.latest_events,
+            "latest_events": s.latest_events, "note_gap": s.note_gap,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:

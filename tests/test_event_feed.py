@@ -82,11 +82,13 @@ async def test_feed_notices_a_journal_it_was_not_following(clock: ManualClock, t
             updated.clear()
             await client.rebind(http_for(str(sock_b), None), TOKEN)
             _append(second, 2)
-            await _until(lambda: feed.gaps == 1 and feed.last_seq == 2)
+            await _until(lambda: feed.gaps == 1 and feed.last_seq == 3)  # 2 events and the gap note
             tg.cancel_scope.cancel()
     await client.aclose()
     assert feed.journal_id == second.journal.journal_id
     assert "qmt://health" in updated
+    gap = [e for e in second.journal.events("sim", 0, 100) if e["type"] == "gap"]
+    assert len(gap) == 1 and gap[0]["previous_last_seq"] == 5
     await first.close()
     await second.close()
 

@@ -23,6 +23,7 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 
+from ..domain.errors import QmtError
 from .worker_client import WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -156,9 +157,12 @@ class EventFeed:
                 self.gaps += 1
                 log.warning("the worker's journal changed (%s -> %s); re-reading state",
                             self.journal_id, data.get("journal_id"))
+                previous, seen = self.journal_id, self.last_seq
                 self.last_seq = 0
                 self.journal_id = str(data.get("journal_id"))
                 await self._publish_all_stale()
+                with suppress(QmtError):  # say so where agents look: in the events themselves
+                    await self.client.call("note_gap", {"previous_journal_id": previous, "last_seq": seen})
                 raise _JournalChanged
             self.journal_id = str(data.get("journal_id"))
             return

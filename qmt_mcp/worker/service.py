@@ -400,6 +400,19 @@ class WorkerService:
         events = self.journal.latest_events(name, opt_int(args, "limit", 100, 1, 1000))
         return {"events": events, "next_seq": events[-1]["seq"] if events else 0}
 
+    async def note_gap(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A reader followed another journal (this one is new to it): record that in every account's
+        events, so agents that follow by seq learn to re-read orders and positions."""
+        prev = str(args.get("previous_journal_id", ""))[:32]
+        seen = opt_int(args, "last_seq", 0, 0, 2**62)
+        msg = ("event history was interrupted: the worker's journal is not the one followed before "
+               "(seq restarted); re-read orders, trades and positions")
+        for name in self.cfg.accounts:
+            self.journal.append_event(name, iso(self.clock.now()), "gap", None, None,
+                                      {"message": msg, "previous_journal_id": prev, "previous_last_seq": seen})
+        self.notify()
+        return {"recorded": len(self.cfg.accounts)}
+
     # ----- risk
     async def get_risk_status(self, args: dict[str, Any]) -> dict[str, Any]:
         names = [self.account(args)[0]] if args.get("account") is not None else list(self.cfg.accounts)
