@@ -33,19 +33,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(tmp: Path, transport: str, token: str | None = TOKEN) -> tuple[subprocess.Popen[bytes], int]:
+def _start(
+    tmp: Path, transport: str, token: str | None = TOKEN, host: str = "127.0.0.1", extra_config: str = "",
+) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    (tmp / "config.toml").write_text(BUSY)
+    (tmp / "config.toml").write_text(BUSY + extra_config)
     env = {**os.environ, "QMT_MCP_HOME": str(tmp)}
     env.pop("QMT_MCP_CONFIG", None)
     env.pop("QMT_MCP_TOKEN", None)
     if token is not None:
         env["QMT_MCP_TOKEN"] = token
-    proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "serve", "--transport", transport, "--port", str(port)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "serve", "--transport", transport, "--port", str(port),
+                             "--host", host], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     for _ in range(300):  # bounded: ~30 s
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+            with socket.create_connection((host, port), timeout=0.1):
                 return proc, port
         except OSError:
             if proc.poll() is not None:
@@ -173,3 +175,32 @@ async def test_sse_transport_serves_tools_with_the_token(tmp_path: Path) -> None
         proc.wait(timeout=30)
 
 
+
+
+@pytest.mark.anyio
+async def test_host_and_origin_lists_from_config_apply_on_a_non_default_address(tmp_path: Path) -> None:
+    # 127.0.0.2 is still this machine, but not one of the loopback names the server trusts by default,
+    # so it is served like any other address: token required, Host/Origin checked against config.
+    extra = '[server]\nallowed_hosts = ["mcp.example.com:*"]\nallowed_origins = ["https://app.example"]\n'
+    proc, port = _start(tmp_path, "streamable-http", host="127.0.0.2", extra_config=extra)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    base = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.2:{port}") as http:
+            ok_host = await http.post("/mcp", json=body, headers={**base, "Host": "mcp.example.com"})
+            assert ok_host.status_code == 200
+            assert (await http.post("/mcp", json=body, headers={**base, "Host": "evil.example"})).status_code == 421
+            ok_origin = await http.post("/mcp", json=body, headers={**base, "Origin": "https://app.example"})
+            assert ok_origin.status_code == 200
+            bad = await http.post("/mcp", json=body, headers={**base, "Origin": "https://evil.example"})
+            assert bad.status_code == 403
+            assert (await http.post("/mcp", json=body, headers={"Accept": base["Accept"]})).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    env = {**os.environ, "QMT_MCP_HOME": str(tmp_path)}
+    env.pop("QMT_MCP_TOKEN", None)
+    res = await anyio.run_process([sys.executable, "-m", "qmt_mcp", "serve", "--transport", "streamable-http",
+                                   "--host", "127.0.0.2", "--port", str(_free_port())], env=env, check=False)
+    assert res.returncode == 2 and b"without a bearer token" in res.stderr

@@ -46,10 +46,19 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+def _both_forms(host: str) -> list[str]:
+    """`name:*` matches only a Host header with a port; clients often send none for default ports."""
+    if host.endswith(":*"):
+        return [host, host[:-2]]
+    if ":" in host.strip("[]") and not host.startswith("["):
+        return [host]  # an explicit port, or a bare IPv6 literal: as written
+    return [host, f"{host}:*"]
+
+
 def security_settings(host: str, allowed_hosts: list[str], allowed_origins: list[str]) -> TransportSecuritySettings:
-    hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
+    hosts = [*LOOPBACK_HOSTS, *(form for h in allowed_hosts for form in _both_forms(h))]
     if host not in LOOPBACK and host not in ("0.0.0.0", "::"):  # noqa: S104 - listing, not binding
-        hosts.append(f"{host}:*")
+        hosts += _both_forms(host)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts,
         allowed_origins=[*LOOPBACK_ORIGINS, *allowed_origins],
