@@ -11,6 +11,8 @@ from starlette.applications import Starlette
 from . import __version__
 from .backends.port import BrokerPort
 from .backends.sim.broker import SimBroker
+from .backends.sim.counter import PaperAccount
+from .backends.sim.universe import UNIVERSE
 from .clock import Clock, IdSource, RandomIds, SystemClock
 from .config import Config, ConfigError
 from .domain.timeutil import iso
@@ -22,6 +24,8 @@ from .worker.readers import Readers
 from .worker.reconcile import Reconciler
 from .worker.service import WorkerService
 from .worker.stream import event_frames
+
+UNIVERSE_CODES = frozenset(item.code for item in UNIVERSE)
 
 
 @dataclass
@@ -84,7 +88,14 @@ def build_worker(
         home.mkdir(parents=True, exist_ok=True)
     if cfg.worker.backend != "sim":
         raise ConfigError("'worker.backend': the xtquant backend is not available in this version; use \"sim\"")
-    accounts = {a.account_id: a.initial_cash or cfg.sim.initial_cash for a in cfg.accounts.values()}
+    accounts = {
+        a.account_id: PaperAccount(a.initial_cash or cfg.sim.initial_cash, dict(a.positions))
+        for a in cfg.accounts.values()
+    }
+    for name, a in cfg.accounts.items():
+        unknown = [c for c in a.positions if c not in UNIVERSE_CODES]
+        if unknown:
+            raise ConfigError(f"'accounts.{name}.positions': not in the simulated universe: {', '.join(unknown)}")
     broker = SimBroker(
         seed=cfg.sim.seed, clock=clock, fees=cfg.sim.fee_schedule(), accounts=accounts,
         state_path=None if home is None else home / "sim.sqlite",

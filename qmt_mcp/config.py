@@ -89,7 +89,22 @@ class AccountConfig(_Strict):
     account_type: Literal["STOCK", "CREDIT"] = "STOCK"
     live: bool = False
     initial_cash: Decimal | None = None      # sim only; default sim.initial_cash
+    positions: dict[str, int] = {}           # sim only: shares held from before day one, {"600000.SH" = 1000}
     risk: dict[str, Any] | None = None       # overrides of [risk], same keys
+
+    @field_validator("positions")
+    @classmethod
+    def _positions(cls, v: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for code, volume in v.items():
+            try:
+                canon = normalize_code(code)
+            except InvalidArgument as exc:
+                raise ValueError(exc.message) from exc
+            if volume <= 0:
+                raise ValueError(f"{code}: a seeded position needs a positive number of shares")
+            out[canon] = out.get(canon, 0) + volume
+        return out
 
 
 class SimConfig(_Strict):

@@ -97,8 +97,16 @@ async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient
     sock.parent.mkdir(parents=True, exist_ok=True)
     server = uvicorn.Server(uvicorn.Config(worker.app(TOKEN, background=False), uds=str(sock),
                                            log_level="warning", lifespan="on", timeout_graceful_shutdown=0.5))
+    stopped = anyio.Event()
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        finally:
+            stopped.set()
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
+        tg.start_soon(serve)
         for _ in range(500):
             if server.started:
                 break
@@ -109,6 +117,9 @@ async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient
         finally:
             await wc.aclose()
             server.should_exit = True
+            # Even when the test failed: let uvicorn close its socket rather than be cancelled mid-way.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await stopped.wait()
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from ...domain.market import PERIODS, Bar, Quote
 from ...domain.orders import OrderRequest
 from ...domain.timeutil import CN_TZ
 from ..port import Asset, BrokerOrder, BrokerTrade, Listed, Position, Sink
-from .counter import SimCounter
+from .counter import PaperAccount, SimCounter
 from .market import FIRST_DAY, SimMarket
 from .store import SimStore
 
@@ -24,7 +24,7 @@ class SimBroker:
     name = "sim"
 
     def __init__(
-        self, *, seed: int, clock: Clock, fees: FeeSchedule, accounts: dict[str, Decimal],
+        self, *, seed: int, clock: Clock, fees: FeeSchedule, accounts: dict[str, PaperAccount],
         state_path: Path | None,
     ) -> None:
         self.clock = clock

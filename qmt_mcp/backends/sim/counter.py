@@ -45,6 +45,15 @@ PART_CANCEL, CANCELED, PART_SUCC, SUCCEEDED, JUNK = 53, 54, 55, 56, 57
 OPEN_STATUSES = {UNREPORTED, REPORTED, PART_SUCC}
 
 
+@dataclass(frozen=True)
+class PaperAccount:
+    """How a paper account starts: cash in yuan and positions (code -> shares) held from before today,
+    so they are sellable on the first day."""
+
+    cash: Decimal
+    positions: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class SimOrder:
     order_id: int
@@ -115,7 +124,7 @@ class _Batch:
 class SimCounter:
     def __init__(
         self, market: SimMarket, store: SimStore, clock: Clock, fees: FeeSchedule,
-        accounts: dict[str, Decimal],
+        accounts: dict[str, PaperAccount],
     ) -> None:
         self.market = market
         self.store = store
@@ -128,12 +137,20 @@ class SimCounter:
         self.cash: dict[str, Decimal] = {}
         self.day: dict[str, str] = {}
         new: dict[str, tuple[Decimal, str]] = {}
-        for acc, initial in accounts.items():
+        seeded: dict[tuple[str, str], PositionRow] = {}
+        for acc, start in accounts.items():
             if acc in loaded:
                 self.cash[acc], self.day[acc] = loaded[acc]
-            else:
-                self.cash[acc], self.day[acc] = initial, today
-                new[acc] = (initial, today)
+                continue
+            # A new paper account: its cash and its seeded positions, bought "before today" at the
+            # previous close (so T+1 does not lock them and P&L starts at zero).
+            self.cash[acc], self.day[acc] = start.cash, today
+            new[acc] = (start.cash, today)
+            for code, volume in start.positions.items():
+                pre = market.instrument(code, clock.now().date()).pre_close
+                seeded[(acc, code)] = PositionRow(volume, 0, pre * volume)
+        if new:
+            store.save(accounts=new, positions=seeded)
         self.positions = {acc: store.load_positions(acc) for acc in accounts}
         self.orders: dict[int, SimOrder] = {}
         for row in store.load_orders():
@@ -144,8 +161,6 @@ class SimCounter:
         self.next_trade_no = int(store.meta("next_trade_no", "1"))
         self._consumed: dict[tuple[str, int, str], list[int]] = {}
         self._last_index: dict[str, int] = {}
-        if new:
-            store.save(accounts=new)
 
     def set_sink(self, sink: Sink) -> None:
         self._sink = sink
