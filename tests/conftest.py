@@ -17,6 +17,8 @@ import pytest
 import uvicorn
 from mcp import Client
 
+from qmt_mcp.backends.faults import FaultInjectingBroker
+from qmt_mcp.backends.port import BrokerPort
 from qmt_mcp.bootstrap import Worker, build_worker
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import Config, parse_config
@@ -88,6 +90,18 @@ class Session:
 
 def make_worker(cfg: Config, home: Path | None, clock: ManualClock, wrap: Any = None) -> Worker:
     return build_worker(cfg, home, clock, wrap=wrap)
+
+
+def faulty_worker(cfg: Config, home: Path, clock: ManualClock) -> tuple[Worker, FaultInjectingBroker]:
+    """A worker whose broker is the simulator behind a scriptable fault injector."""
+    holder: list[FaultInjectingBroker] = []
+
+    def wrap(inner: BrokerPort) -> BrokerPort:
+        holder.append(FaultInjectingBroker(inner))
+        return holder[0]
+
+    worker = make_worker(cfg, home, clock, wrap=wrap)
+    return worker, holder[0]
 
 
 @asynccontextmanager

@@ -14,12 +14,10 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import make_worker, open_session
+from conftest import faulty_worker, make_worker, open_session
 from mcp import Client, StdioServerParameters
 from test_stdio_e2e import _worker_pids
 
-from qmt_mcp.backends.faults import FaultInjectingBroker
-from qmt_mcp.backends.port import BrokerPort
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
 from qmt_mcp.domain.orders import parse_order_request
@@ -28,24 +26,16 @@ pytestmark = pytest.mark.anyio
 FAST = parse_config({"worker": {"submit_timeout_s": 0.2}})
 
 
-def _faulty(holder: list[FaultInjectingBroker]) -> Any:
-    def wrap(inner: BrokerPort) -> BrokerPort:
-        holder.append(FaultInjectingBroker(inner))
-        return holder[0]
-
-    return wrap
-
 
 async def test_indeterminate_order_the_broker_took_is_resolved_to_its_broker_status(
     clock: ManualClock, tmp_path: Path,
 ) -> None:
-    holder: list[FaultInjectingBroker] = []
-    worker = make_worker(FAST, tmp_path / "h", clock, wrap=_faulty(holder))
+    worker, broker = faulty_worker(FAST, tmp_path / "h", clock)
     async with open_session(worker, clock) as s:
         q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
         order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
                  "client_order_id": "cut-1"}
-        holder[0].script("place_order", "lose_answer")
+        broker.script("place_order", "lose_answer")
         assert (await s.error("place_order", **order))["code"] == "SUBMIT_INDETERMINATE"
         assert (await s.ok("get_order", account="sim", client_order_id="cut-1"))["order"]["status"] == "indeterminate"
         assert (await s.error("place_order", **order))["code"] == "SUBMIT_INDETERMINATE"
@@ -56,20 +46,19 @@ async def test_indeterminate_order_the_broker_took_is_resolved_to_its_broker_sta
         rec = [e for e in got["events"] if e["type"] == "reconciled"]
         assert rec and rec[-1]["previous_status"] == "indeterminate" and rec[-1]["status"] == "succeeded"
         assert (await s.ok("place_order", **order))["idempotent_replay"] is True
-        assert len(holder[0].counter.orders) == 1
+        assert len(broker.counter.orders) == 1
     await worker.close()
 
 
 async def test_indeterminate_order_the_broker_never_saw_becomes_junk_after_the_deadline(
     clock: ManualClock, tmp_path: Path,
 ) -> None:
-    holder: list[FaultInjectingBroker] = []
-    worker = make_worker(FAST, tmp_path / "h", clock, wrap=_faulty(holder))
+    worker, broker = faulty_worker(FAST, tmp_path / "h", clock)
     async with open_session(worker, clock) as s:
         q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
         order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
                  "client_order_id": "void-1"}
-        holder[0].script("place_order", "hang_before_send")
+        broker.script("place_order", "hang_before_send")
         assert (await s.error("place_order", **order))["code"] == "SUBMIT_INDETERMINATE"
         assert await worker.reconciler.run("timer") == 0  # the manual clock has not passed the deadline
         clock.advance(1)
@@ -79,7 +68,7 @@ async def test_indeterminate_order_the_broker_never_saw_becomes_junk_after_the_d
         assert got["events"][-1]["type"] == "reconciled" and got["events"][-1]["resolution"] == "never_arrived"
         err = await s.error("place_order", **order)  # the recorded outcome replays; nothing is sent
         assert err["code"] == "BROKER_REJECT" and err["details"]["idempotent_replay"] is True
-        assert holder[0].calls["place_order"] == 1 and holder[0].counter.orders == {}
+        assert broker.calls["place_order"] == 1 and broker.counter.orders == {}
         fresh = await s.ok("place_order", **{**order, "client_order_id": "void-2"})
         assert fresh["order"]["status"] == "succeeded"
     await worker.close()

@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_worker, open_session
+from conftest import faulty_worker, open_session
 
-from qmt_mcp.backends.faults import FaultInjectingBroker
-from qmt_mcp.backends.port import BrokerPort
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
 
@@ -17,20 +15,11 @@ pytestmark = pytest.mark.anyio
 FAST = parse_config({"worker": {"submit_timeout_s": 0.2}})
 
 
-def _faulty(holder: list[FaultInjectingBroker]) -> object:
-    def wrap(inner: BrokerPort) -> BrokerPort:
-        holder.append(FaultInjectingBroker(inner))
-        return holder[0]
-
-    return wrap
-
 
 async def test_order_call_that_never_answers_is_indeterminate_and_not_resent(
     clock: ManualClock, tmp_path: Path,
 ) -> None:
-    holder: list[FaultInjectingBroker] = []
-    worker = make_worker(FAST, tmp_path / "home", clock, wrap=_faulty(holder))
-    broker = holder[0]
+    worker, broker = faulty_worker(FAST, tmp_path / "home", clock)
     async with open_session(worker, clock) as s:
         q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
         order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
@@ -49,9 +38,7 @@ async def test_order_call_that_never_answers_is_indeterminate_and_not_resent(
 
 
 async def test_lost_answer_after_the_broker_took_the_order_places_it_once(clock: ManualClock, tmp_path: Path) -> None:
-    holder: list[FaultInjectingBroker] = []
-    worker = make_worker(FAST, tmp_path / "home", clock, wrap=_faulty(holder))
-    broker = holder[0]
+    worker, broker = faulty_worker(FAST, tmp_path / "home", clock)
     async with open_session(worker, clock) as s:
         q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
         order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],

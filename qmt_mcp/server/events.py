@@ -123,8 +123,11 @@ class EventFeed:
                 delay = 0.05
             except _JournalChanged:
                 continue
-            except (httpx.HTTPError, ValueError, OSError) as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 log.debug("event stream dropped: %r", exc)
+            except Exception:
+                # A malformed frame must not take the server down with the feed: log, resume by seq.
+                log.exception("event stream frame could not be handled; reconnecting")
             self.connected = False
             await anyio.sleep(delay)
             delay = min(delay * 2, 1.0)
