@@ -91,6 +91,10 @@ class Watch:
         return self.order_id is not None and ev.get("order_id") == self.order_id
 
 
+class _StreamRefused(Exception):
+    """The worker answered the stream request with an error (restarting, or a token being replaced)."""
+
+
 class _JournalChanged(Exception):
     """The stream came from a journal other than the one followed: follow it again from its start."""
 
@@ -123,7 +127,7 @@ class EventFeed:
                 delay = 0.05
             except _JournalChanged:
                 continue
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError, _StreamRefused) as exc:
                 log.debug("event stream dropped: %r", exc)
             except Exception:
                 # A malformed frame must not take the server down with the feed: log, resume by seq.
@@ -140,7 +144,7 @@ class EventFeed:
         timeout = httpx.Timeout(10.0, read=90.0)  # reads see a heartbeat every few seconds
         async with http.stream("GET", "/v1/events", headers=headers, timeout=timeout) as resp:
             if resp.status_code != 200:
-                raise ValueError(f"event stream answered HTTP {resp.status_code}")
+                raise _StreamRefused(f"event stream answered HTTP {resp.status_code}")
             kind, data = "", ""
             async for line in resp.aiter_lines():
                 if line.startswith("event:"):
