@@ -22,6 +22,7 @@ from .worker.confirm import ConfirmTokens, load_secret
 from .worker.journal import Journal
 from .worker.readers import Readers
 from .worker.reconcile import Reconciler
+from .worker.risk_calls import RiskCalls
 from .worker.service import WorkerService
 from .worker.stream import event_frames
 
@@ -38,14 +39,14 @@ class Worker:
     reconciler: Reconciler
 
     def handlers(self) -> dict[str, Handler]:
-        s, r = self.service, self.readers
+        s, r, k = self.service, self.readers, RiskCalls(self.service)
         return {
             "health": r.health, "list_accounts": r.list_accounts, "get_quote": r.get_quote,
             "get_klines": r.get_klines, "get_ticks": r.get_ticks, "search_instruments": r.search_instruments,
             "get_instrument": r.get_instrument, "list_sectors": r.list_sectors, "get_asset": r.get_asset,
             "get_positions": r.get_positions, "get_orders": s.get_orders, "get_trades": r.get_trades,
             "get_order": s.get_order, "preview_order": s.preview_order, "place_order": s.place_order,
-            "cancel_order": s.cancel_order, "get_risk_status": s.get_risk_status, "reset_risk": s.reset_risk,
+            "cancel_order": s.cancel_order, "get_risk_status": k.get_risk_status, "reset_risk": k.reset_risk,
             "get_order_events": s.get_order_events,
             "latest_events": s.latest_events, "note_gap": s.note_gap,
         }

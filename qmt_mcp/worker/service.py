@@ -217,7 +217,7 @@ class WorkerService:
             out.update(confirm_token=token, confirm_expires_at=expires)
         return out
 
-    def _check_token(self, tool: str, fields: dict[str, str], token: str | None, live: bool) -> str | None:
+    def check_token(self, tool: str, fields: dict[str, str], token: str | None, live: bool) -> str | None:
         if token is None:
             if live:
                 raise ConfirmError("a live account needs a confirm token from the preview",
@@ -239,7 +239,7 @@ class WorkerService:
             failure = first_failure(v["checks"])
             if failure is not None:
                 raise failure
-            token_id = self._check_token("place_order", req.fingerprint(), token, acct.live)
+            token_id = self.check_token("place_order", req.fingerprint(), token, acct.live)
             denial = first_denial(v["decisions"])
             if denial is not None:
                 raise denial
@@ -412,47 +412,6 @@ class WorkerService:
                                       {"message": msg, "previous_journal_id": prev, "previous_last_seq": seen})
         self.notify()
         return {"recorded": len(self.cfg.accounts)}
-
-    # ----- risk
-    async def get_risk_status(self, args: dict[str, Any]) -> dict[str, Any]:
-        names = [self.account(args)[0]] if args.get("account") is not None else list(self.cfg.accounts)
-        out: dict[str, Any] = {}
-        for name in names:
-            acct = self.cfg.accounts[name]
-            limits = self.cfg.risk_for(name)
-            state = await self.risk.refresh(name, acct.account_id, limits)
-            usage = await self.risk.usage(name, acct.account_id)
-            baseline = state["baseline"]
-            out[name] = {
-                "baseline_total_asset": None if baseline is None else float(baseline),
-                "current_total_asset": float(state["total_asset"]),
-                "daily_pnl": None if baseline is None else float(state["total_asset"] - baseline),
-                "breaker": {"tripped": state["tripped"], "reason": state["reason"],
-                            "tripped_at": state["tripped_at"]},
-                "kill_switch": limits.kill_switch,
-                "limits": limits.to_wire(),
-                "usage": RiskBook.usage_wire(usage),
-            }
-        return {"accounts": out}
-
-    async def reset_risk(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, acct = self.account(args)
-        note = req_str(args, "note", 200)
-        token = opt_str(args, "confirm_token", 1024)
-        fields = {"account": name}
-        if acct.live and token is None:
-            token, expires = self.tokens.issue("reset_risk", fields, self.clock.now())
-            raise ConfirmError(
-                "a live account's risk reset needs confirming: call reset_risk again with this confirm_token",
-                code=ErrorCode.CONFIRM_REQUIRED,
-                details={"confirm_token": token, "confirm_expires_at": expires},
-            )
-        token_id = self._check_token("reset_risk", fields, token, acct.live)
-        if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
-            raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
-        at = self.risk.reset(name, note)
-        self.notify()
-        return {"breaker": {"tripped": False}, "reset_at": at}
 
     # ----- misc
     async def tick(self) -> None:
