@@ -28,6 +28,7 @@ from qmt_mcp.server.supervisor import socket_path
 from qmt_mcp.server.worker_client import WorkerClient
 
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=CN_TZ)  # a Friday morning
+FAST_SUBMIT = parse_config({"worker": {"submit_timeout_s": 0.2}})  # fault tests: a short order deadline
 TOKEN = "test-token"
 
 
@@ -81,6 +82,12 @@ class Session:
         data = await self.call(tool, **args)
         assert not data["ok"], f"{tool} unexpectedly succeeded: {data}"
         return data["error"]
+
+    async def marketable_buy(self, client_order_id: str, code: str = "600000.SH", volume: int = 100) -> dict[str, Any]:
+        """Arguments of a buy at the best ask now (it fills at once unless something gets in the way)."""
+        q = (await self.ok("get_quote", codes=[code]))["quotes"][0]
+        return {"account": "sim", "code": code, "side": "buy", "volume": volume, "price": q["ask_prices"][0],
+                "client_order_id": client_order_id}
 
     async def advance(self, seconds: float) -> None:
         """Let simulated time pass and the counter match resting orders against the new quotes."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import faulty_worker, make_worker, open_session
+from conftest import FAST_SUBMIT, faulty_worker, make_worker, open_session
 from mcp import Client, StdioServerParameters
 from test_stdio_e2e import _worker_pids
 
@@ -23,18 +23,14 @@ from qmt_mcp.config import parse_config
 from qmt_mcp.domain.orders import parse_order_request
 
 pytestmark = pytest.mark.anyio
-FAST = parse_config({"worker": {"submit_timeout_s": 0.2}})
-
 
 
 async def test_indeterminate_order_the_broker_took_is_resolved_to_its_broker_status(
     clock: ManualClock, tmp_path: Path,
 ) -> None:
-    worker, broker = faulty_worker(FAST, tmp_path / "h", clock)
+    worker, broker = faulty_worker(FAST_SUBMIT, tmp_path / "h", clock)
     async with open_session(worker, clock) as s:
-        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
-        order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
-                 "client_order_id": "cut-1"}
+        order = await s.marketable_buy("cut-1")
         broker.script("place_order", "lose_answer")
         assert (await s.error("place_order", **order))["code"] == "SUBMIT_INDETERMINATE"
         assert (await s.ok("get_order", account="sim", client_order_id="cut-1"))["order"]["status"] == "indeterminate"
@@ -53,11 +49,9 @@ async def test_indeterminate_order_the_broker_took_is_resolved_to_its_broker_sta
 async def test_indeterminate_order_the_broker_never_saw_becomes_junk_after_the_deadline(
     clock: ManualClock, tmp_path: Path,
 ) -> None:
-    worker, broker = faulty_worker(FAST, tmp_path / "h", clock)
+    worker, broker = faulty_worker(FAST_SUBMIT, tmp_path / "h", clock)
     async with open_session(worker, clock) as s:
-        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
-        order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
-                 "client_order_id": "void-1"}
+        order = await s.marketable_buy("void-1")
         broker.script("place_order", "hang_before_send")
         assert (await s.error("place_order", **order))["code"] == "SUBMIT_INDETERMINATE"
         assert await worker.reconciler.run("timer") == 0  # the manual clock has not passed the deadline

@@ -6,24 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import faulty_worker, open_session
+from conftest import FAST_SUBMIT, faulty_worker, open_session
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import parse_config
 
 pytestmark = pytest.mark.anyio
-FAST = parse_config({"worker": {"submit_timeout_s": 0.2}})
-
 
 
 async def test_order_call_that_never_answers_is_indeterminate_and_not_resent(
     clock: ManualClock, tmp_path: Path,
 ) -> None:
-    worker, broker = faulty_worker(FAST, tmp_path / "home", clock)
+    worker, broker = faulty_worker(FAST_SUBMIT, tmp_path / "home", clock)
     async with open_session(worker, clock) as s:
-        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
-        order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
-                 "client_order_id": "lost-1"}
+        order = await s.marketable_buy("lost-1")
         broker.script("place_order", "hang_before_send")
         err = await s.error("place_order", **order)
         assert err["code"] == "SUBMIT_INDETERMINATE" and err["state_changed"] == "unknown"
@@ -38,11 +33,9 @@ async def test_order_call_that_never_answers_is_indeterminate_and_not_resent(
 
 
 async def test_lost_answer_after_the_broker_took_the_order_places_it_once(clock: ManualClock, tmp_path: Path) -> None:
-    worker, broker = faulty_worker(FAST, tmp_path / "home", clock)
+    worker, broker = faulty_worker(FAST_SUBMIT, tmp_path / "home", clock)
     async with open_session(worker, clock) as s:
-        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
-        order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0],
-                 "client_order_id": "late-1"}
+        order = await s.marketable_buy("late-1")
         broker.script("place_order", "hang_after_send")
         err = await s.error("place_order", **order)
         assert err["code"] == "SUBMIT_INDETERMINATE" and err["state_changed"] == "unknown"
