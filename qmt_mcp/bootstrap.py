@@ -99,7 +99,7 @@ def build_worker(
             raise ConfigError(f"'accounts.{name}.positions': not in the simulated universe: {', '.join(unknown)}")
     broker = SimBroker(
         seed=cfg.sim.seed, clock=clock, fees=cfg.sim.fee_schedule(), accounts=accounts,
-        state_path=None if home is None else home / "sim.sqlite",
+        state_path=None if home is None else home / "sim.sqlite", clock_mode=cfg.sim.clock,
     )
     port: BrokerPort = broker if wrap is None else wrap(broker)
     journal = Journal(None if home is None else home / "worker.sqlite")

@@ -188,10 +188,6 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError(_describe(exc)) from exc
     if not cfg.accounts:
         raise ConfigError("invalid configuration: at least one [accounts.NAME] is needed")
-    if cfg.sim.clock == "exchange":
-        raise ConfigError(
-            "'sim.clock': exchange sessions are not available in this version; use \"continuous\""
-        )
     for name in cfg.accounts:
         cfg.risk_for(name)  # validate overrides now, not at the first order
     return cfg

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from ..domain.instruments import Instrument
 from ..domain.market import Bar, Quote
 from ..domain.orders import OrderRequest, Side
+from ..domain.sessions import Phase
 from ..domain.status import OrderStatus
 from ..domain.timeutil import iso
 
@@ -166,7 +167,9 @@ class BrokerPort(Protocol):
     async def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]: ...
     async def listings(self) -> list[Listed]: ...
     async def sectors(self) -> list[str]: ...
-    async def trading_day(self) -> date: ...
+    def phase(self) -> Phase:
+        """The session phase now (the simulator's continuous clock is always CONTINUOUS)."""
+        ...
 
     # trading
     async def place_order(self, account_id: str, req: OrderRequest, remark: str) -> int:

@@ -29,9 +29,9 @@ class Quote:
     amount: Decimal        # yuan traded today
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
-    up_limit: Decimal
-    down_limit: Decimal
-    status: str            # trading | suspended
+    up_limit: Decimal | None   # None: no daily limit today
+    down_limit: Decimal | None
+    status: str            # trading | suspended | a session phase (exchange clock)
     stale: bool = False
 
     def to_wire(self) -> dict[str, object]:
@@ -48,7 +48,8 @@ class Quote:
             "low": float(self.low), "pre_close": float(self.pre_close),
             "volume": self.volume, "amount": float(self.amount),
             "bid_prices": bp, "bid_volumes": bv, "ask_prices": ap, "ask_volumes": av,
-            "up_limit": float(self.up_limit), "down_limit": float(self.down_limit),
+            "up_limit": None if self.up_limit is None else float(self.up_limit),
+            "down_limit": None if self.down_limit is None else float(self.down_limit),
             "status": self.status, "stale": self.stale,
         }
 

@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from .errors import ErrorCode, OrderRefused
 from .fees import Fees, FeeSchedule, compute_fees
-from .instruments import Instrument
+from .instruments import Instrument, cage_base, price_cage
 from .money import is_on_tick
 from .orders import OrderRequest, OrderType, Side
+from .sessions import ACCEPTS_ORDERS, Phase, describe
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,17 @@ class AccountView:
     cash: Decimal
     can_use_volume: dict[str, int]
     volume: dict[str, int]
+
+
+@dataclass(frozen=True)
+class MarketState:
+    """The market as an order meets it: the session phase and the top of the book."""
+
+    phase: Phase
+    on: date
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+    last: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -73,12 +85,53 @@ def estimate(
     if req.order_type is OrderType.LIMIT and req.price is not None:
         price = req.price
     elif req.side is Side.BUY:
-        price = req.price or inst.up_limit
+        # No protective price and no daily limit (a new listing): cost it at the cage ceiling.
+        price = req.price or inst.up_limit or _cage_or_tick(inst, True, best_bid, best_ask, on)
     else:
-        price = best_bid or req.price or inst.down_limit
-    _ = best_ask  # kept in the signature: the counter's fill estimate may use it later
+        price = best_bid or req.price or inst.down_limit or inst.price_tick
     amount = price * req.volume
     return Estimate(price, amount, compute_fees(schedule, inst.board, req.side.value, amount, on))
+
+
+def _cage_or_tick(inst: Instrument, buy: bool, bid: Decimal | None, ask: Decimal | None, on: date) -> Decimal:
+    base = cage_base(buy, bid, ask, None, inst.pre_close)
+    return price_cage(inst.board, buy, base, inst.price_tick, on) or base
+
+
+def _session_checks(req: OrderRequest, mkt: MarketState) -> list[Check]:
+    if mkt.phase not in ACCEPTS_ORDERS:
+        return [Check("session", False, f"no orders now: {describe(mkt.phase)}", ErrorCode.MARKET_CLOSED)]
+    out = [Check("session", True, f"orders are taken now ({mkt.phase.value})")]
+    if req.order_type is OrderType.MARKET and mkt.phase is not Phase.CONTINUOUS:
+        out.append(Check("order_type", False, "market orders are taken only in the continuous auction "
+                         "(09:30–11:30, 13:00–14:57); use a limit order", ErrorCode.ORDER_TYPE_UNSUPPORTED))
+    return out
+
+
+def _volume_check(req: OrderRequest, inst: Instrument) -> Check:
+    cap = inst.max_volume(req.order_type is OrderType.MARKET)
+    ok = req.volume <= cap
+    msg = (f"volume within the {cap}-share maximum of one order" if ok
+           else f"one {req.order_type.value} order on this board takes at most {cap} shares")
+    return Check("max_order_volume", ok, msg, None if ok else ErrorCode.LOT_SIZE)
+
+
+def _cage_check(req: OrderRequest, inst: Instrument, mkt: MarketState) -> Check | None:
+    """Continuous-auction limit orders must lie inside the price cage. The exchanges park an
+    out-of-cage order unmatched; the gateway refuses it so an agent never leaves one parked unknowingly."""
+    if req.order_type is not OrderType.LIMIT or req.price is None or mkt.phase is not Phase.CONTINUOUS:
+        return None
+    buy = req.side is Side.BUY
+    base = cage_base(buy, mkt.best_bid, mkt.best_ask, mkt.last, inst.pre_close)
+    bound = price_cage(inst.board, buy, base, inst.price_tick, mkt.on)
+    if bound is None:
+        return None
+    ok = req.price <= bound if buy else req.price >= bound
+    if ok:
+        return Check("price_cage", True, f"price inside the cage ({'≤' if buy else '≥'} {bound})")
+    word = "above the ceiling" if buy else "below the floor"
+    return Check("price_cage", False, f"price {req.price} is {word} {bound} of the price cage "
+                 f"(base {base}); the exchange would not match it", ErrorCode.PRICE_CAGE)
 
 
 def _lot_check(req: OrderRequest, inst: Instrument, view: AccountView) -> Check:
@@ -104,8 +157,11 @@ def _lot_check(req: OrderRequest, inst: Instrument, view: AccountView) -> Check:
     return Check("lot_size", ok, msg, None if ok else ErrorCode.LOT_SIZE)
 
 
-def run_checks(req: OrderRequest, inst: Instrument, view: AccountView, est: Estimate) -> list[Check]:
+def run_checks(
+    req: OrderRequest, inst: Instrument, view: AccountView, est: Estimate, mkt: MarketState
+) -> list[Check]:
     checks = [
+        *_session_checks(req, mkt),
         Check(
             "suspension",
             not inst.suspended,
@@ -113,6 +169,7 @@ def run_checks(req: OrderRequest, inst: Instrument, view: AccountView, est: Esti
             ErrorCode.SUSPENDED if inst.suspended else None,
         ),
         _lot_check(req, inst, view),
+        _volume_check(req, inst),
     ]
     if req.price is not None:
         on_tick = is_on_tick(req.price, inst.price_tick)
@@ -126,17 +183,21 @@ def run_checks(req: OrderRequest, inst: Instrument, view: AccountView, est: Esti
                 None if on_tick else ErrorCode.PRICE_TICK,
             )
         )
-        within = inst.down_limit <= req.price <= inst.up_limit
+        within = inst.within_limits(req.price)
+        bounds = f"[{inst.down_limit}, {inst.up_limit}]" if inst.limited else "(no daily limit today)"
         checks.append(
             Check(
                 "price_limit",
                 within,
-                f"price within today's limits [{inst.down_limit}, {inst.up_limit}]"
+                f"price within today's limits {bounds}"
                 if within
-                else f"price {req.price} is outside today's limits [{inst.down_limit}, {inst.up_limit}]",
+                else f"price {req.price} is outside today's limits {bounds}",
                 None if within else ErrorCode.PRICE_LIMIT,
             )
         )
+        cage = _cage_check(req, inst, mkt)
+        if cage is not None:
+            checks.append(cage)
     if req.side is Side.BUY:
         need = est.total
         ok = view.cash >= need

@@ -104,9 +104,10 @@ class QuoteOut(_Out):
     bid_volumes: list[int]
     ask_prices: list[float]
     ask_volumes: list[int]
-    up_limit: float
-    down_limit: float
-    status: str
+    up_limit: float | None = Field(description="null: no daily limit today (a new listing's first days)")
+    down_limit: float | None
+    status: str = Field(description="trading, suspended, or the session phase: pre_open, opening_auction, "
+                        "lunch_break, closing_auction, closed")
     stale: bool
 
 
@@ -171,6 +172,7 @@ class InstrumentResult(Envelope):
     st: bool | None = None
     suspended: bool | None = None
     t_plus: int | None = None
+    listed: str | None = Field(None, description="listing date, when known (YYYY-MM-DD)")
 
 
 class SectorsResult(Envelope):

@@ -48,7 +48,7 @@ from ..domain.risk import RiskContext, evaluate, first_denial
 from ..domain.status import CANCELABLE, TERMINAL, IllegalTransition, OrderStatus
 from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
-from ..domain.validation import AccountView, estimate, first_failure, run_checks
+from ..domain.validation import AccountView, MarketState, estimate, first_failure, run_checks
 from .args import opt_bool, opt_float, opt_int, opt_str, req_str
 from .confirm import ConfirmTokens
 from .journal import Journal
@@ -183,10 +183,12 @@ class WorkerService:
             can_use_volume={p.code: p.can_use_volume for p in positions},
             volume={p.code: p.volume for p in positions},
         )
-        est = estimate(req, inst, quote.asks[0].price if quote.asks else None,
-                       quote.bids[0].price if quote.bids else None,
-                       self.cfg.sim.fee_schedule(), self.clock.now().date())
-        checks = run_checks(req, inst, view, est)
+        best_ask = quote.asks[0].price if quote.asks else None
+        best_bid = quote.bids[0].price if quote.bids else None
+        today = self.clock.now().date()
+        est = estimate(req, inst, best_ask, best_bid, self.cfg.sim.fee_schedule(), today)
+        mkt = MarketState(self.broker.phase(), today, best_bid, best_ask, quote.last if quote.volume else None)
+        checks = run_checks(req, inst, view, est, mkt)
         limits = self.cfg.risk_for(req.account)
         state = await self.risk.refresh(req.account, account_id, limits)
         usage = await self.risk.usage(req.account, account_id)

@@ -8,16 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from ...clock import Clock
+from ...domain.codes import board_of
 from ...domain.errors import InvalidArgument
 from ...domain.fees import FeeSchedule
 from ...domain.instruments import Instrument
 from ...domain.market import PERIODS, Bar, Quote
 from ...domain.orders import OrderRequest
+from ...domain.sessions import Phase
 from ...domain.timeutil import CN_TZ
 from ..port import Asset, BrokerOrder, BrokerTrade, Listed, Position, Sink
 from .counter import PaperAccount, SimCounter
-from .market import FIRST_DAY, SimMarket
+from .market import SimMarket
 from .store import SimStore
+from .timeline import FIRST_DAY, make_timeline
 
 
 class SimBroker:
@@ -25,10 +28,11 @@ class SimBroker:
 
     def __init__(
         self, *, seed: int, clock: Clock, fees: FeeSchedule, accounts: dict[str, PaperAccount],
-        state_path: Path | None,
+        state_path: Path | None, clock_mode: str = "continuous",
     ) -> None:
         self.clock = clock
-        self.market = SimMarket(seed)
+        self.timeline = make_timeline(clock_mode)
+        self.market = SimMarket(seed, timeline=self.timeline)
         self.store = SimStore(state_path)
         self.counter = SimCounter(self.market, self.store, clock, fees, accounts)
 
@@ -45,11 +49,14 @@ class SimBroker:
         self.counter.poll()
 
     # ----- market data
-    async def trading_day(self) -> date:
-        return self.clock.now().date()
+    def phase(self) -> Phase:
+        return self.timeline.phase(self.clock.now())
+
+    def session_day(self) -> date:
+        return self.timeline.session_day(self.clock.now())
 
     async def instrument(self, code: str) -> Instrument:
-        return self.market.instrument(code, self.clock.now().date())
+        return self.market.instrument(code, self.session_day())
 
     async def quotes(self, codes: list[str]) -> list[Quote]:
         now = self.clock.now()
@@ -64,65 +71,65 @@ class SimBroker:
         floor = datetime.combine(FIRST_DAY, datetime.min.time(), CN_TZ)
         start = max(start, floor)
         if minutes <= 60:
-            # Walk back from the end only as far as `count` bars need.
-            earliest = max(start, end - timedelta(minutes=minutes * count))
-            bars = self.market.minute_bars(code, earliest, end, minutes)
-        elif period == "1d":
-            first = max(start.date(), end.date() - timedelta(days=count - 1))
-            days = (end.date() - first).days + 1
-            bars = [self.market.day_bar(code, first + timedelta(days=i)) for i in range(days)]
+            # Walk back from the end only as far as `count` bars need (sessions leave gaps).
+            per_day = self.timeline.minutes // minutes
+            span = timedelta(minutes=minutes * count) if self.timeline.name == "continuous" else \
+                timedelta(days=count // per_day * 7 // 5 + 12)
+            bars = self.market.minute_bars(code, max(start, end - span), end, minutes)
         else:
-            bars = self._weeks(code, start.date(), end.date(), count)
-        if end >= now and bars and minutes >= 1440:
-            bars[-1] = self._partial(code, bars[-1], now)
+            days = self._days_back(start.astimezone(CN_TZ).date(), end.astimezone(CN_TZ).date(),
+                                   count if period == "1d" else count * 7)
+            first = self.market.listing(code).listed or FIRST_DAY
+            bars = [b for d in days if d >= first and (b := self._day(code, d, now)) is not None]
+            if period == "1w":
+                bars = self._weeks(bars)
         return bars[-count:]
 
-    def _weeks(self, code: str, start: date, end: date, count: int) -> list[Bar]:
-        monday = end - timedelta(days=end.weekday())
-        out: list[Bar] = []
-        while len(out) < count and monday + timedelta(days=6) >= max(start, FIRST_DAY):
-            days = [
-                monday + timedelta(days=i) for i in range(7)
-                if start <= monday + timedelta(days=i) <= end and monday + timedelta(days=i) >= FIRST_DAY
-            ]
-            if days:
-                parts = [self.market.day_bar(code, d) for d in days]
-                out.append(_merge_bars(datetime.combine(monday, datetime.min.time(), CN_TZ), parts))
-            monday -= timedelta(days=7)
+    def _days_back(self, start: date, end: date, count: int) -> list[date]:
+        """Up to `count` trading days in [start, end] (and on or after the listing), latest last."""
+        out: list[date] = []
+        d = end
+        while len(out) < count and d >= max(start, FIRST_DAY):
+            if self.timeline.is_trading_day(d):
+                out.append(d)
+            d -= timedelta(days=1)
         out.reverse()
         return out
 
-    def _partial(self, code: str, bar: Bar, now: datetime) -> Bar:
-        """Today's share of a daily or weekly bar, up to the quote in force now."""
+    def _day(self, code: str, d: date, now: datetime) -> Bar | None:
+        """The day's bar; today's stops at the quote in force now (none before the open)."""
+        if d < now.astimezone(CN_TZ).date():
+            return self.market.day_bar(code, d)
         q = self.market.quote(code, now)
-        day_start = datetime.combine(now.date(), datetime.min.time(), CN_TZ)
-        before = []
-        if bar.time < day_start:
-            d = bar.time.date()
-            while d < now.date():
-                before.append(self.market.day_bar(code, d))
-                d += timedelta(days=1)
-        today = Bar(day_start, q.open, q.high, q.low, q.last, q.volume, q.amount)
-        return _merge_bars(bar.time, [*before, today])
+        if q.open == 0:
+            return None
+        return Bar(datetime.combine(d, datetime.min.time(), CN_TZ), q.open, q.high, q.low, q.last,
+                   q.volume, q.amount)
+
+    @staticmethod
+    def _weeks(days: list[Bar]) -> list[Bar]:
+        weeks: dict[date, list[Bar]] = {}
+        for bar in days:
+            monday = bar.time.date() - timedelta(days=bar.time.weekday())
+            weeks.setdefault(monday, []).append(bar)
+        return [
+            _merge_bars(datetime.combine(monday, datetime.min.time(), CN_TZ), parts)
+            for monday, parts in sorted(weeks.items())
+        ]
 
     async def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:
         self.market.listing(code)
         end = min(end, self.clock.now())
         if end < start:
             raise InvalidArgument("end is before start", details={"argument": "end"})
-        out: list[Quote] = []
-        t = start.astimezone(CN_TZ).replace(microsecond=0)
-        t += timedelta(seconds=(-t.second) % 3)
-        while t <= end and len(out) < limit:
-            out.append(self.market.quote(code, t))
-            t += timedelta(seconds=3)
-        return out
+        return self.market.ticks(code, start, end, limit)
 
     async def listings(self) -> list[Listed]:
-        day = self.clock.now().date()
+        day = self.session_day()
         return [
-            Listed(code, item.name, self.market.instrument(code, day).board.value, item.sectors)
+            Listed(code, item.name, board_of(code).value, item.sectors)
             for code, item in self.market.listings.items()
+            if item.listed is None or item.listed <= day
         ]
 
     async def sectors(self) -> list[str]:
@@ -133,7 +140,7 @@ class SimBroker:
 
     # ----- trading
     async def place_order(self, account_id: str, req: OrderRequest, remark: str) -> int:
-        inst = self.market.instrument(req.code, self.clock.now().date())
+        inst = self.market.instrument(req.code, self.session_day())
         return self.counter.place(account_id, req, inst, remark)
 
     async def cancel_order(self, account_id: str, order_id: int) -> None:

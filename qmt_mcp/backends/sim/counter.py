@@ -4,24 +4,29 @@ Behaviour follows what xtquant reports for a real counter: an accepted order goe
 move it to 55/56, a cancel goes 51 → 54 (or 52 → 53 after a partial fill), a refusal is 57 with a
 reason plus an order-error push. Pushes are emitted after the state change is saved, in the order
 order → trade → position → asset.
+
+On the exchange clock the counter keeps the sessions: orders of a call auction rest until it
+uncrosses at one price (09:25, 15:00), continuous matching runs only in the continuous auction,
+limit orders outside the price cage are held unmatched, and what is open after the close expires.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from ...clock import Clock
 from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFound
 from ...domain.fees import FeeSchedule, compute_fees
-from ...domain.instruments import Instrument
+from ...domain.instruments import Instrument, cage_base, price_cage
 from ...domain.market import Level, Quote
 from ...domain.orders import MarketType, OrderRequest, OrderType, Side
+from ...domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS, CLOSING_UNCROSS, OPENING_UNCROSS, Phase, describe
 from ...domain.status import from_xt
-from ...domain.timeutil import iso
+from ...domain.timeutil import CN_TZ, iso
 from ..port import (
     Asset,
     AssetChanged,
@@ -38,6 +43,7 @@ from ..port import (
 )
 from .market import SimMarket
 from .store import PositionRow, SimStore
+from .timeline import QUOTES_PER_MINUTE
 
 # xtquant order status codes used by the counter.
 UNREPORTED, REPORTED, REPORTED_CANCEL, PARTSUCC_CANCEL = 48, 50, 51, 52
@@ -132,7 +138,7 @@ class SimCounter:
         self.fees = fees
         self._lock = threading.RLock()
         self._sink: Sink | None = None
-        today = clock.now().date().isoformat()
+        today = market.timeline.session_day(clock.now()).isoformat()
         loaded = store.load_accounts()
         self.cash: dict[str, Decimal] = {}
         self.day: dict[str, str] = {}
@@ -147,7 +153,7 @@ class SimCounter:
             self.cash[acc], self.day[acc] = start.cash, today
             new[acc] = (start.cash, today)
             for code, volume in start.positions.items():
-                pre = market.instrument(code, clock.now().date()).pre_close
+                pre = market.instrument(code, date.fromisoformat(today)).pre_close
                 seeded[(acc, code)] = PositionRow(volume, 0, pre * volume)
         if new:
             store.save(accounts=new, positions=seeded)
@@ -160,7 +166,11 @@ class SimCounter:
         self.next_order_id = int(store.meta("next_order_id", "1000001"))
         self.next_trade_no = int(store.meta("next_trade_no", "1"))
         self._consumed: dict[tuple[str, int, str], list[int]] = {}
-        self._last_index: dict[str, int] = {}
+        self._last_index: dict[str, tuple[date, int]] = {}
+        # The last trading day whose opening / closing auction has been uncrossed (exchange clock).
+        self._uncrossed = {
+            "open": store.meta("opened_day", ""), "close": store.meta("closed_day", ""),
+        }
 
     def set_sink(self, sink: Sink) -> None:
         self._sink = sink
@@ -170,7 +180,10 @@ class SimCounter:
         return self.market.quote(code, self.clock.now())
 
     def _today(self) -> date:
-        return self.clock.now().date()
+        return self.market.timeline.session_day(self.clock.now())
+
+    def _phase(self) -> Phase:
+        return self.market.timeline.phase(self.clock.now())
 
     def _check_account(self, account_id: str) -> None:
         if account_id not in self.cash:
@@ -218,6 +231,51 @@ class SimCounter:
             if o.account_id == account_id and o.status in OPEN_STATUSES and o.day < today:
                 self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
 
+    def _keep_sessions(self, batch: _Batch) -> None:
+        """Run the call auctions and the day end that the exchange clock has passed since last time."""
+        tl = self.market.timeline
+        if tl.name != "exchange":
+            return
+        now = self.clock.now().astimezone(CN_TZ)
+        day = now.date()
+        if not tl.is_trading_day(day):
+            return
+        key = day.isoformat()
+        if now.time() >= OPENING_UNCROSS and self._uncrossed["open"] < key:
+            self._uncrossed["open"] = key
+            self._uncross(day, 0, batch)
+            batch.accounts.update(self.cash)   # so the batch is saved, with the markers
+        if now.time() >= CLOSING_UNCROSS and self._uncrossed["close"] < key:
+            self._uncrossed["close"] = key
+            self._uncross(day, tl.minutes * QUOTES_PER_MINUTE - 1, batch)
+            for o in self.orders.values():
+                if o.status in OPEN_STATUSES and o.day <= key:
+                    self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
+            batch.accounts.update(self.cash)
+
+    def _uncross(self, day: date, index: int, batch: _Batch) -> None:
+        """A call auction: every open limit order that the auction price satisfies trades at that one
+        price, in time order, up to the volume the auction printed. A print at the up limit leaves
+        buyers unfilled (sealed: more bids than asks at the limit), and the mirror at the down limit."""
+        at = datetime.combine(day, time(9, 25) if index == 0 else time(15, 0), CN_TZ)
+        for code in sorted({o.code for o in self.orders.values() if o.status in OPEN_STATUSES}):
+            inst = self.market.instrument(code, day)
+            if inst.suspended:
+                continue
+            q = self.market.quote(code, at)
+            price = q.last
+            printed = q.volume if index == 0 else q.volume - self.market.quote(code, at - timedelta(seconds=1)).volume
+            room = {Side.BUY: printed if price != inst.up_limit else 0,
+                    Side.SELL: printed if price != inst.down_limit else 0}
+            for o in sorted(self.orders.values(), key=lambda x: x.order_id):
+                if o.code != code or o.status not in OPEN_STATUSES or o.price_type != 11:
+                    continue
+                crosses = o.limit >= price if o.side is Side.BUY else o.limit <= price
+                qty = min(o.remaining, room[o.side])
+                if crosses and qty > 0:
+                    room[o.side] -= qty
+                    self._fill(o, price, qty, inst, batch)
+
     def _set_status(self, o: SimOrder, status: int, msg: str, batch: _Batch) -> None:
         o.status = status
         o.status_msg = msg
@@ -234,7 +292,8 @@ class SimCounter:
             positions=positions,
             orders=[(o.order_id, o.account_id, o.to_row()) for o in batch.orders.values()],
             trades=[(t.account_id, _trade_row(t)) for t in batch.trades],
-            meta={"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no)},
+            meta={"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no),
+                  "opened_day": self._uncrossed["open"], "closed_day": self._uncrossed["close"]},
         )
         self.trades.extend(batch.trades)
         if self._sink is not None:
@@ -247,7 +306,9 @@ class SimCounter:
             self._check_account(account_id)
             batch = _Batch()
             self._roll_day(account_id, batch)
+            self._keep_sessions(batch)
             now = self.clock.now()
+            phase = self._phase()
             quote = self._quote(req.code)
             limit = self._limit_price(req, inst, quote)
             o = SimOrder(
@@ -259,7 +320,7 @@ class SimCounter:
             )
             self.next_order_id += 1
             # Checked before the order joins the book, so it does not freeze its own cash or shares.
-            refusal = self._refusal(o, inst, limit)
+            refusal = self._session_refusal(o, phase) or self._refusal(o, inst, limit)
             self.orders[o.order_id] = o
             self._set_status(o, UNREPORTED, "", batch)
             if refusal is not None:
@@ -267,8 +328,9 @@ class SimCounter:
                 batch.events.append(OrderFailed(account_id, o.order_id, remark, -61, refusal))
             else:
                 self._set_status(o, REPORTED, "", batch)
-                self._match(o, quote, inst, batch)
-                self._after_market_sweep(o, batch)
+                if phase is Phase.CONTINUOUS:
+                    self._match(o, quote, inst, batch)
+                    self._after_market_sweep(o, batch)
             self._commit(batch)
             return o.order_id
 
@@ -283,17 +345,30 @@ class SimCounter:
         if mt is MarketType.OWN_BEST:
             side = quote.bids if buy else quote.asks
             return side[0].price if side else None
-        # Best-5 / IOC / FOK: trade through the book, bounded by the protective price (SH/BJ) or the limit.
+        # Best-5 / IOC / FOK: trade through the book, bounded by the protective price (SH/BJ) or the
+        # limit; with neither (a new listing), through whatever the five levels hold.
         if req.price is not None:
             return req.price
-        return inst.up_limit if buy else inst.down_limit
+        bound = inst.up_limit if buy else inst.down_limit
+        if bound is None:
+            levels = quote.asks if buy else quote.bids
+            return levels[-1].price if levels else None
+        return bound
+
+    @staticmethod
+    def _session_refusal(o: SimOrder, phase: Phase) -> str | None:
+        if phase not in ACCEPTS_ORDERS:
+            return f"非交易时间 {describe(phase)}"
+        if o.price_type != 11 and phase is not Phase.CONTINUOUS:
+            return "集合竞价不接受市价委托 market orders are taken only in the continuous auction"
+        return None
 
     def _refusal(self, o: SimOrder, inst: Instrument, limit: Decimal | None) -> str | None:
         if inst.suspended:
             return "停牌 suspended"
         if limit is None:
             return "no counter-party or own-side quote for this market order"
-        if not (inst.down_limit <= limit <= inst.up_limit) and o.price_type == 11:
+        if not inst.within_limits(limit) and o.price_type == 11:
             return "price outside the daily limit"
         if o.side is Side.BUY:
             amount = limit * o.volume
@@ -326,6 +401,8 @@ class SimCounter:
         levels: tuple[Level, ...] = quote.asks if buy else quote.bids
         if not levels:
             return
+        if o.price_type == 11 and not self._inside_cage(o, quote, inst):
+            return  # held by the exchange until the cage admits its price
         _, index = self.market.quote_index(quote.time)
         side_key = "ask" if buy else "bid"
         consumed = self._available(o.code, index, side_key, len(levels))
@@ -347,6 +424,13 @@ class SimCounter:
             qty = min(free, o.remaining)
             consumed[i] += qty
             self._fill(o, lv.price, qty, inst, batch)
+
+    def _inside_cage(self, o: SimOrder, quote: Quote, inst: Instrument) -> bool:
+        buy = o.side is Side.BUY
+        base = cage_base(buy, quote.bids[0].price if quote.bids else None,
+                         quote.asks[0].price if quote.asks else None, quote.last, inst.pre_close)
+        bound = price_cage(inst.board, buy, base, inst.price_tick, self._today())
+        return bound is None or (o.limit <= bound if buy else o.limit >= bound)
 
     def _fill(self, o: SimOrder, price: Decimal, qty: int, inst: Instrument, batch: _Batch) -> None:
         on = self._today()
@@ -389,11 +473,20 @@ class SimCounter:
             if o is None or o.account_id != account_id:
                 raise OrderNotFound(f"order {order_id} is not on this account")
             batch = _Batch()
+            self._keep_sessions(batch)
+            phase = self._phase()
             if o.status not in OPEN_STATUSES:
                 msg = f"order {order_id} is {from_xt(o.status).value} and cannot be canceled"
                 batch.events.append(CancelFailed(account_id, order_id, -1, msg))
                 self._commit(batch)
                 raise NotCancelable(msg)
+            if phase not in ACCEPTS_CANCELS:
+                msg = f"撤单被拒 {describe(phase)}"
+                batch.events.append(CancelFailed(account_id, order_id, -1, msg))
+                self._commit(batch)
+                if phase in (Phase.CLOSED, Phase.LUNCH_BREAK):
+                    raise BrokerReject(msg, code=ErrorCode.MARKET_CLOSED, state_changed="no")
+                raise NotCancelable(msg, details={"phase": phase.value})
             if o.traded_volume:
                 self._set_status(o, PARTSUCC_CANCEL, "", batch)
                 self._set_status(o, PART_CANCEL, "canceled", batch)
@@ -408,18 +501,20 @@ class SimCounter:
             batch = _Batch()
             for acc in self.cash:
                 self._roll_day(acc, batch)
+            self._keep_sessions(batch)
             now = self.clock.now()
-            _, index = self.market.quote_index(now)
+            located = self.market.quote_index(now)
             open_orders = [o for o in self.orders.values() if o.status in OPEN_STATUSES]
+            if self._phase() is Phase.CONTINUOUS:
+                for o in open_orders:
+                    if self._last_index.get(o.code) == located:
+                        continue
+                    inst = self.market.instrument(o.code, self._today())
+                    self._match(o, self.market.quote(o.code, now), inst, batch)
             for o in open_orders:
-                if self._last_index.get(o.code) == index:
-                    continue
-                inst = self.market.instrument(o.code, now.date())
-                self._match(o, self.market.quote(o.code, now), inst, batch)
-            for o in open_orders:
-                self._last_index[o.code] = index
+                self._last_index[o.code] = located
             # Liquidity records of past quotes are no longer needed.
-            for key in [k for k in self._consumed if k[1] < index - 1]:
+            for key in [k for k in self._consumed if k[1] < located[1] - 1]:
                 del self._consumed[key]
             if batch.events or batch.accounts:
                 self._commit(batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 
@@ -16,6 +17,8 @@ class Listing:
     st: bool = False
     suspended: bool = False
     t_plus: int = 1
+    listed: date | None = None    # a new listing: no data before, no daily limit in its first days
+    limit_up_every: int = 0       # every n-th trading day closes sealed at the up limit
 
 
 A = "沪深A股"
@@ -29,4 +32,8 @@ UNIVERSE: tuple[Listing, ...] = (
     Listing("830799.BJ", "艾融软件", Decimal("28.00"), 0.035, ("北证A股",)),
     Listing("600898.SH", "ST示例(模拟)", Decimal("3.20"), 0.02, (A, "上证A股", "风险警示"), st=True),
     Listing("000029.SZ", "停牌示例(模拟)", Decimal("8.80"), 0.0, (A, "深证A股"), suspended=True),
+    Listing("518880.SH", "黄金ETF", Decimal("5.200"), 0.008, ("沪深ETF",), t_plus=0),
+    Listing("002888.SZ", "涨停示例(模拟)", Decimal("12.00"), 0.02, (A, "深证A股"), limit_up_every=3),
+    Listing("688799.SH", "新股示例(模拟)", Decimal("30.00"), 0.04, (A, "上证A股", "科创板"),
+            listed=date(2026, 11, 16)),
 )
