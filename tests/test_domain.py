@@ -30,6 +30,7 @@ def test_bad_codes_are_invalid_argument(raw: str) -> None:
         normalize_code(raw)
 
 
+@pytest.mark.rule("BOARD_BY_PREFIX")
 def test_boards_by_prefix() -> None:
     assert board_of("600000.SH") is Board.SH_MAIN
     assert board_of("000001.SZ") is Board.SZ_MAIN
@@ -39,17 +40,20 @@ def test_boards_by_prefix() -> None:
     assert board_of("510300.SH") is Board.FUND
 
 
+@pytest.mark.rule("LIMIT_ST_MAIN_5", "LIMIT_ST_MAIN_10")
 def test_st_main_board_limit_widens_from_5_to_10_percent_on_2026_07_06() -> None:
     assert limit_ratio(Board.SH_MAIN, True, date(2026, 7, 5)) == Decimal("0.05")
     assert limit_ratio(Board.SH_MAIN, True, date(2026, 7, 6)) == Decimal("0.10")
     assert limit_ratio(Board.CHINEXT, True, date(2026, 7, 5)) == Decimal("0.20")
 
 
+@pytest.mark.rule("LIMIT_ROUNDING")
 def test_daily_limits_round_half_up_to_the_tick() -> None:
     assert daily_limits(Decimal("10.05"), Decimal("0.10"), Decimal("0.01")) == (Decimal("11.06"), Decimal("9.05"))
     assert daily_limits(Decimal("4.132"), Decimal("0.10"), Decimal("0.001")) == (Decimal("4.545"), Decimal("3.719"))
 
 
+@pytest.mark.rule("LOT_STAR_200_THEN_1", "LOT_BSE_100_THEN_1")
 def test_star_lot_is_200_then_steps_of_1_and_bse_100_then_1() -> None:
     star, bse, main = LOT_RULES[Board.STAR], LOT_RULES[Board.BSE], LOT_RULES[Board.SH_MAIN]
     assert not star.allows_buy(199) and star.allows_buy(200) and star.allows_buy(201)
@@ -57,6 +61,7 @@ def test_star_lot_is_200_then_steps_of_1_and_bse_100_then_1() -> None:
     assert main.allows_buy(300) and not main.allows_buy(250)
 
 
+@pytest.mark.rule("TRANSFER_FEE", "COMMISSION_MIN")
 def test_fees_to_the_fen_with_minimum_commission_and_sell_side_stamp_duty() -> None:
     sched = FeeSchedule()
     buy = compute_fees(sched, Board.SH_MAIN, "buy", Decimal("10000.00"), date(2026, 11, 20))

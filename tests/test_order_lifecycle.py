@@ -20,6 +20,7 @@ def _statuses(events: list[dict[str, Any]], order_id: int) -> list[str]:
     return [e["status"] for e in events if e["type"] == "order_status" and e.get("order_id") == order_id]
 
 
+@pytest.mark.rule("LIMIT_CROSSES_LEVELS_AND_RESTS", "STATUS_PATH", "PUSH_ORDER")
 async def test_marketable_buy_fills_level_by_level_and_reports_in_xtquant_order(session: Session) -> None:
     q = await _quote(session, "600000.SH")
     volume = q["ask_volumes"][0] + 100  # more than level 1 holds: must take level 2 too
@@ -68,6 +69,7 @@ async def test_sell_pays_stamp_duty(session: Session) -> None:
     assert cash_after - cash_before == amount - fees
 
 
+@pytest.mark.rule("LIMIT_CROSSES_LEVELS_AND_RESTS")
 async def test_resting_order_fills_when_a_later_quote_crosses_it(session: Session) -> None:
     q = await _quote(session, "600000.SH")
     price = q["bid_prices"][0]
@@ -87,6 +89,7 @@ async def test_resting_order_fills_when_a_later_quote_crosses_it(session: Sessio
     assert (await session.ok("get_asset", account="sim"))["frozen_cash"] == 0
 
 
+@pytest.mark.rule("STATUS_PATH")
 async def test_cancel_moves_a_resting_order_to_canceled_and_is_idempotent(session: Session) -> None:
     q = await _quote(session, "600000.SH")
     res = await session.ok("place_order", account="sim", code="600000.SH", side="buy", volume=200,
@@ -125,6 +128,7 @@ async def test_same_client_order_id_replays_and_never_places_twice(session: Sess
     assert len(session.worker.broker.counter.orders) == 1  # type: ignore[attr-defined]
 
 
+@pytest.mark.rule("MARKET_BEST5_CANCEL")
 async def test_market_order_best5_cancel_fills_what_the_book_has(session_with: SessionFactory) -> None:
     async with session_with(risk={"enabled": False}) as session:
         q = await _quote(session, "600000.SH")

@@ -34,6 +34,7 @@ async def _assert_nothing_placed(session: Session) -> None:
         ({"client_order_id": "has space"}, "INVALID_ARGUMENT"),
     ],
 )
+@pytest.mark.rule("MARKET_TYPE_PER_EXCHANGE")
 async def test_malformed_order_is_refused_with_its_code(session: Session, args: dict[str, Any], code: str) -> None:
     base = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": 10.0}
     base.update(args)
@@ -45,6 +46,7 @@ async def test_malformed_order_is_refused_with_its_code(session: Session, args: 
     await _assert_nothing_placed(session)
 
 
+@pytest.mark.rule("LOT_ROUND_100")
 async def test_buy_not_a_multiple_of_100_is_refused_lot_size(session: Session) -> None:
     q = await _quote(session, "600000.SH")
     err = await session.error("place_order", account="sim", code="600000.SH", side="buy", volume=150,
@@ -53,6 +55,7 @@ async def test_buy_not_a_multiple_of_100_is_refused_lot_size(session: Session) -
     await _assert_nothing_placed(session)
 
 
+@pytest.mark.rule("LOT_STAR_200_THEN_1")
 async def test_star_buy_below_200_shares_is_refused_lot_size(session: Session) -> None:
     q = await _quote(session, "688981.SH")
     err = await session.error("place_order", account="sim", code="688981.SH", side="buy", volume=100,
@@ -96,6 +99,7 @@ async def test_selling_what_is_not_held_is_refused(session: Session) -> None:
     await _assert_nothing_placed(session)
 
 
+@pytest.mark.rule("SUSPENDED")
 async def test_suspended_stock_is_refused(session: Session) -> None:
     q = await _quote(session, "000029.SZ")
     assert q["status"] == "suspended"
@@ -105,6 +109,7 @@ async def test_suspended_stock_is_refused(session: Session) -> None:
     await _assert_nothing_placed(session)
 
 
+@pytest.mark.rule("T_PLUS_1", "DAY_ROLL_UNLOCKS_T1")
 async def test_selling_todays_buy_is_refused_t_plus_1_and_allowed_next_day(session: Session) -> None:
     q = await _quote(session, "600000.SH")
     await session.ok("place_order", account="sim", code="600000.SH", side="buy", volume=300, price=q["ask_prices"][2])

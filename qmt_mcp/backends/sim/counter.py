@@ -80,6 +80,7 @@ class SimOrder:
     traded_volume: int = 0
     traded_amount: Decimal = Decimal(0)
     fees_charged: Decimal = Decimal(0)
+    last_fill: Decimal = Decimal(0)
 
     @property
     def remaining(self) -> int:
@@ -93,6 +94,7 @@ class SimOrder:
             "limit": str(self.limit), "remark": self.remark, "time": self.time, "day": self.day,
             "status": self.status, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
             "traded_amount": str(self.traded_amount), "fees_charged": str(self.fees_charged),
+            "last_fill": str(self.last_fill),
         }
 
     @classmethod
@@ -104,6 +106,7 @@ class SimOrder:
             remark=r["remark"], time=r["time"], day=r["day"], status=r["status"],
             status_msg=r["status_msg"], traded_volume=r["traded_volume"],
             traded_amount=Decimal(r["traded_amount"]), fees_charged=Decimal(r["fees_charged"]),
+            last_fill=Decimal(r.get("last_fill", "0")),
         )
 
     def to_broker(self) -> BrokerOrder:
@@ -388,7 +391,8 @@ class SimCounter:
         if mt in (MarketType.COUNTERPARTY_BEST.value, MarketType.OWN_BEST.value):
             return  # rests as a limit order at the price it took
         if mt == MarketType.BEST5_LIMIT.value and o.traded_volume:
-            o.limit = o.traded_amount / o.traded_volume
+            o.limit = o.last_fill
+            batch.orders[o.order_id] = o
             return  # the rest becomes a limit order at the last fill price
         self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "remainder canceled", batch)
 
@@ -437,6 +441,7 @@ class SimCounter:
         amount = price * qty
         o.traded_volume += qty
         o.traded_amount += amount
+        o.last_fill = price
         fee_total = compute_fees(self.fees, inst.board, o.side.value, o.traded_amount, on).total
         fee = fee_total - o.fees_charged
         o.fees_charged = fee_total

@@ -260,6 +260,8 @@ class SimMarket:
         volumes = [lot * rng.randint(1, 30) for _ in range(minutes)]
         for m in range(auction, minutes):
             volumes[m] = lot * 40 if m == minutes - 1 else 0
+        if auction < minutes:
+            volumes[0] = lot * rng.randint(100, 300)   # the opening auction prints a twentieth of it
         amounts = [v * (anchors[m] + anchors[m + 1]) // 2 for m, v in enumerate(volumes)]
         cum_v, cum_a = [0], [0]
         for v, a in zip(volumes, amounts, strict=True):
