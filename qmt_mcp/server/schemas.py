@@ -70,7 +70,16 @@ class EventsHealth(_Out):
     gaps: int = Field(description="times the worker's journal was not the one followed before")
 
 
+class MarketHealth(_Out):
+    clock: str = Field(description="exchange (real sessions, Asia/Shanghai) or continuous (always trading; sim)")
+    phase: str = Field(description="closed, opening_auction, opening_auction_no_cancel, pre_open_hold, "
+                       "continuous, lunch_break or closing_auction")
+    accepts_orders: bool
+    accepts_cancels: bool
+
+
 class HealthResult(Envelope):
+    market: MarketHealth | None = None
     events: EventsHealth | None = None
     worker: WorkerHealth | None = None
     data: DataHealth | None = None

@@ -11,6 +11,7 @@ from ..config import Config, mask_account_id
 from ..domain.codes import normalize_code
 from ..domain.errors import InvalidArgument, UnknownInstrument
 from ..domain.market import PERIODS
+from ..domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS
 from ..domain.timeutil import CN_TZ, iso, parse_time
 from .args import opt_int, opt_str
 from .service import WorkerService
@@ -150,7 +151,10 @@ class Readers:
                 "live": acct.live,
                 "ready_to_trade": not tripped,
             }
+        phase = self.broker.phase()
         return {
+            "market": {"clock": bh.get("clock", "exchange"), "phase": phase.value,
+                       "accepts_orders": phase in ACCEPTS_ORDERS, "accepts_cancels": phase in ACCEPTS_CANCELS},
             "worker": {"state": "up", "backend": bh["backend"], "version": self.version,
                        "uptime_s": round((now - self.service.started_at).total_seconds(), 1),
                        "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0},

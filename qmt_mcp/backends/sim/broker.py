@@ -159,7 +159,8 @@ class SimBroker:
         return self.counter.trade_list(account_id)
 
     def health(self) -> dict[str, Any]:
-        return {"backend": "sim", "xtquant_loaded": False, "fresh": True, "stale_codes": []}
+        return {"backend": "sim", "xtquant_loaded": False, "fresh": True, "stale_codes": [],
+                "clock": self.timeline.name}
 
 
 def _merge_bars(start: datetime, parts: list[Bar]) -> Bar:
