@@ -12,8 +12,9 @@ from . import __version__
 from .backends.port import BrokerPort
 from .backends.sim.broker import SimBroker
 from .backends.sim.counter import PaperAccount
+from .backends.sim.replay import ReplayError, ReplaySeries, load_replay_dir
 from .backends.sim.universe import UNIVERSE
-from .clock import Clock, IdSource, RandomIds, SystemClock
+from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock
 from .config import Config, ConfigError
 from .domain.timeutil import iso
 from .worker.api import Handler, build_app
@@ -84,7 +85,8 @@ def build_worker(
 ) -> Worker:
     """A worker over `home` (None: everything in memory). `wrap` puts a layer around the broker
     (the fault injector in fault tests)."""
-    clock = clock or SystemClock()
+    if clock is None:
+        clock = ShiftedClock(cfg.sim.start_at, cfg.sim.speed) if cfg.sim.start_at else SystemClock()
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
     if cfg.worker.backend != "sim":
@@ -93,13 +95,14 @@ def build_worker(
         a.account_id: PaperAccount(a.initial_cash or cfg.sim.initial_cash, dict(a.positions))
         for a in cfg.accounts.values()
     }
+    replay = _load_replay(cfg)
     for name, a in cfg.accounts.items():
-        unknown = [c for c in a.positions if c not in UNIVERSE_CODES]
+        unknown = [c for c in a.positions if c not in UNIVERSE_CODES and c not in replay]
         if unknown:
             raise ConfigError(f"'accounts.{name}.positions': not in the simulated universe: {', '.join(unknown)}")
     broker = SimBroker(
         seed=cfg.sim.seed, clock=clock, fees=cfg.sim.fee_schedule(), accounts=accounts,
-        state_path=None if home is None else home / "sim.sqlite", clock_mode=cfg.sim.clock,
+        state_path=None if home is None else home / "sim.sqlite", clock_mode=cfg.sim.clock, replay=replay,
     )
     port: BrokerPort = broker if wrap is None else wrap(broker)
     journal = Journal(None if home is None else home / "worker.sqlite")
@@ -108,3 +111,12 @@ def build_worker(
     readers = Readers(cfg, port, clock, service, __version__)
     audit = AuditLog(None if home is None else home / "audit.jsonl")
     return Worker(service, readers, port, journal, audit, Reconciler(service))
+
+
+def _load_replay(cfg: Config) -> dict[str, ReplaySeries]:
+    if not cfg.sim.replay_dir:
+        return {}
+    try:
+        return load_replay_dir(Path(cfg.sim.replay_dir).expanduser())
+    except ReplayError as exc:
+        raise ConfigError(f"'sim.replay_dir': {exc}") from None

@@ -18,6 +18,19 @@ class SystemClock:
         return datetime.now(CN_TZ)
 
 
+class ShiftedClock:
+    """Simulated time that starts at `start` when the process starts and runs `speed` times as fast as
+    the wall clock: rehearsing a past trading day, or a replay, in real time or faster."""
+
+    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+        self._start = start if start.tzinfo else start.replace(tzinfo=CN_TZ)
+        self._origin = datetime.now(CN_TZ)
+        self._speed = speed
+
+    def now(self) -> datetime:
+        return self._start + (datetime.now(CN_TZ) - self._origin) * self._speed
+
+
 class ManualClock:
     """A clock that moves only when told to (tests, scripted sessions)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +115,9 @@ class SimConfig(_Strict):
     commission_rate: Decimal = Decimal("0.00025")
     commission_min: Decimal = Decimal(5)
     poll_interval_s: float = Field(0.5, gt=0, le=10)
+    replay_dir: str | None = None          # CSV files of your own ticks or 1m bars, one per code
+    start_at: datetime | None = None       # simulated time starts here (to rehearse a past day)
+    speed: float = Field(1.0, gt=0, le=3600)   # simulated seconds per real second, with start_at
 
     def fee_schedule(self) -> FeeSchedule:
         return FeeSchedule(self.commission_rate, self.commission_min)

@@ -19,6 +19,7 @@ from ...domain.timeutil import CN_TZ
 from ..port import Asset, BrokerOrder, BrokerTrade, Listed, Position, Sink
 from .counter import PaperAccount, SimCounter
 from .market import SimMarket
+from .replay import ReplaySeries
 from .store import SimStore
 from .timeline import FIRST_DAY, make_timeline
 
@@ -28,11 +29,11 @@ class SimBroker:
 
     def __init__(
         self, *, seed: int, clock: Clock, fees: FeeSchedule, accounts: dict[str, PaperAccount],
-        state_path: Path | None, clock_mode: str = "continuous",
+        state_path: Path | None, clock_mode: str = "continuous", replay: dict[str, ReplaySeries] | None = None,
     ) -> None:
         self.clock = clock
         self.timeline = make_timeline(clock_mode)
-        self.market = SimMarket(seed, timeline=self.timeline)
+        self.market = SimMarket(seed, timeline=self.timeline, replay=replay)
         self.store = SimStore(state_path)
         self.counter = SimCounter(self.market, self.store, clock, fees, accounts)
 

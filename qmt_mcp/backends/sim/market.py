@@ -36,6 +36,7 @@ from ...domain.instruments import (
 )
 from ...domain.market import Bar, Level, Quote
 from ...domain.timeutil import CN_TZ
+from .replay import ReplaySeries
 from .timeline import (
     FIRST_DAY,
     PRE_OPEN,
@@ -109,10 +110,15 @@ class SimMarket:
     """Read-only market data for the simulator; every answer depends only on (seed, code, time)."""
 
     def __init__(
-        self, seed: int, listings: tuple[Listing, ...] = UNIVERSE, timeline: Timeline | None = None
+        self, seed: int, listings: tuple[Listing, ...] = UNIVERSE, timeline: Timeline | None = None,
+        replay: dict[str, ReplaySeries] | None = None,
     ) -> None:
         self.seed = seed
         self.listings = {item.code: item for item in listings}
+        self.replay = replay or {}
+        for code, series in self.replay.items():
+            if code not in self.listings:
+                self.listings[code] = Listing(code, code, series.ticks[0].last, 0.0, ("回放",))
         self.timeline: Timeline = timeline or ContinuousTimeline()
         self._closes: dict[str, list[int]] = {}
         self._series_days: dict[str, list[date]] = {}
@@ -148,7 +154,8 @@ class SimMarket:
         item = self.listed_on(code, day)
         board = board_of(code)
         tick = price_tick(board)
-        pre = _dec(self._pre_close(code, day)).quantize(tick)
+        series = self.replay.get(code)
+        pre = (series.pre_close(day) if series else _dec(self._pre_close(code, day))).quantize(tick)
         age = self._age(item, day)
         up: Decimal | None
         down: Decimal | None
@@ -284,6 +291,8 @@ class SimMarket:
 
     def quote(self, code: str, at: datetime) -> Quote:
         """The quote in force at `at` (the one published last at or before it)."""
+        if code in self.replay:
+            return self._replayed(code, at)
         day, i = self.timeline.locate(at)
         item = self.listed_on(code, day)
         status = self._status(item, at)
@@ -306,6 +315,28 @@ class SimMarket:
             volume=volume, amount=_dec(amount_li).quantize(Decimal("0.01")), bids=bids, asks=asks,
             up_limit=_dec(path.up) if path.limited else None,
             down_limit=_dec(path.down) if path.limited else None, status=status,
+        )
+
+    def _replayed(self, code: str, at: datetime) -> Quote:
+        series = self.replay[code]
+        i = series.index_at(at)
+        t = series.ticks[i]
+        item = self.listing(code)
+        inst = self.instrument(code, t.time.date())
+        day_open, hi, lo = series.day_range(i)
+        bids, asks = t.bids, t.asks
+        if not bids and not asks:
+            # No book in the file: one tick either side of the last price, within the limits.
+            step = inst.price_tick
+            up = inst.up_limit or t.last * 10
+            down = inst.down_limit or step
+            asks = tuple(Level(t.last + step * (n + 1), 1000 * (n + 1)) for n in range(5)
+                         if t.last + step * (n + 1) <= up)
+            bids = tuple(Level(t.last - step * n, 1000 * (n + 1)) for n in range(5) if t.last - step * n >= down)
+        return Quote(
+            code=code, name=item.name, time=t.time, last=t.last, open=day_open, high=hi, low=lo,
+            pre_close=inst.pre_close, volume=t.volume, amount=t.amount.quantize(Decimal("0.01")), bids=bids,
+            asks=asks, up_limit=inst.up_limit, down_limit=inst.down_limit, status=self._status(item, at),
         )
 
     def _status(self, item: Listing, at: datetime) -> str:
@@ -344,6 +375,11 @@ class SimMarket:
 
     def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:
         """The quotes published in [start, end], oldest first, at most `limit`."""
+        if code in self.replay:
+            series = self.replay[code]
+            lo = max(0, series.index_at(start) if start >= series.times[0] else 0)
+            picked = [t.time for t in series.ticks[lo:] if start <= t.time <= end][:limit]
+            return [self._replayed(code, when) for when in picked]
         tl = self.timeline
         out: list[Quote] = []
         last = tl.minutes * QUOTES_PER_MINUTE - 1
@@ -371,6 +407,8 @@ class SimMarket:
     def minute_bars(self, code: str, start: datetime, end: datetime, minutes: int) -> list[Bar]:
         """Bars of `minutes` (1..60) whose start lies in [start, end], in time order. The bar that
         holds `end` stops at the quote in force at `end`, so no bar shows a future quote."""
+        if code in self.replay:
+            return self.replay[code].bars(start, end, minutes)
         tl = self.timeline
         tick = self.tick_li(code)
         end_day, end_i = tl.locate(end)
@@ -399,6 +437,8 @@ class SimMarket:
         return out
 
     def day_bar(self, code: str, day: date) -> Bar:
+        if code in self.replay:
+            return self.replay[code].day_bar(day)
         tick = self.tick_li(code)
         path = self._path(code, day)
         parts = [path.minute_bar(m, tick) for m in range(self.timeline.minutes)]
