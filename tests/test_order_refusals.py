@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import pytest
@@ -138,3 +139,17 @@ async def test_preview_of_a_bad_order_shows_the_failed_check_and_places_nothing(
     assert failed == ["lot_size"]
     assert "confirm_token" not in p
     await _assert_nothing_placed(session)
+
+
+@pytest.mark.rule("PRICE_CAGE_MAIN_CHINEXT")
+async def test_limit_buy_above_the_price_cage_is_refused_price_cage(session: Session) -> None:
+    q = await _quote(session, "300750.SZ")
+    ceiling = max(Decimal(str(q["ask_prices"][0])) * Decimal("1.02"),
+                  Decimal(str(q["ask_prices"][0])) + Decimal("0.10")).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
+    err = await session.error("place_order", account="sim", code="300750.SZ", side="buy", volume=100,
+                              price=float(ceiling + Decimal("0.01")))
+    assert err["code"] == "PRICE_CAGE" and err["details"]["rule"] == "price_cage"
+    await _assert_nothing_placed(session)
+    preview = await session.ok("preview_order", account="sim", code="300750.SZ", side="buy", volume=100,
+                               price=float(ceiling))
+    assert preview["would_accept"], preview["checks"]

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...clock import Clock
+from ...domain.codes import board_of
 from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFound
 from ...domain.fees import FeeSchedule, compute_fees
 from ...domain.instruments import Instrument, cage_base, price_cage
@@ -162,9 +163,14 @@ class SimCounter:
             store.save(accounts=new, positions=seeded)
         self.positions = {acc: store.load_positions(acc) for acc in accounts}
         self.orders: dict[int, SimOrder] = {}
+        # Orders still in the book, in time order: what matching, freezing and expiry walk over.
+        self.open: dict[int, SimOrder] = {}
+        self._frozen_of: dict[int, tuple[int, Decimal, Decimal]] = {}   # id -> (traded, limit, frozen)
         for row in store.load_orders():
             o = SimOrder.from_row(row)
             self.orders[o.order_id] = o
+            if o.status in OPEN_STATUSES:
+                self.open[o.order_id] = o
         self.trades: list[BrokerTrade] = [_trade_from_row(r) for r in store.load_trades()]
         self.next_order_id = int(store.meta("next_order_id", "1000001"))
         self.next_trade_no = int(store.meta("next_trade_no", "1"))
@@ -195,21 +201,27 @@ class SimCounter:
 
     def _frozen_cash(self, account_id: str) -> Decimal:
         total = Decimal(0)
-        on = self._today()
-        for o in self.orders.values():
-            if o.account_id == account_id and o.side is Side.BUY and o.status in OPEN_STATUSES:
-                inst_board = self.market.instrument(o.code, on).board
-                amount = o.limit * o.remaining
-                cum = o.traded_amount + amount
-                fee_total = compute_fees(self.fees, inst_board, "buy", cum, on).total
-                total += amount + max(Decimal(0), fee_total - o.fees_charged)
+        for o in self.open.values():
+            if o.account_id == account_id and o.side is Side.BUY:
+                total += self._frozen_for(o)
         return total
+
+    def _frozen_for(self, o: SimOrder) -> Decimal:
+        """Cash an open buy holds back: its untraded volume at its limit plus the fees still to come.
+        Cached per order until it trades or changes its limit."""
+        cached = self._frozen_of.get(o.order_id)
+        if cached is not None and cached[0] == o.traded_volume and cached[1] == o.limit:
+            return cached[2]
+        amount = o.limit * o.remaining
+        fee_total = compute_fees(self.fees, board_of(o.code), "buy", o.traded_amount + amount, self._today()).total
+        frozen = amount + max(Decimal(0), fee_total - o.fees_charged)
+        self._frozen_of[o.order_id] = (o.traded_volume, o.limit, frozen)
+        return frozen
 
     def _frozen_volume(self, account_id: str, code: str) -> int:
         return sum(
-            o.remaining for o in self.orders.values()
+            o.remaining for o in self.open.values()
             if o.account_id == account_id and o.code == code and o.side is Side.SELL
-            and o.status in OPEN_STATUSES
         )
 
     def _can_use(self, account_id: str, code: str, t_plus: int) -> int:
@@ -230,8 +242,8 @@ class SimCounter:
             if p.today_bought:
                 p.today_bought = 0
                 batch.positions.add((account_id, code))
-        for o in self.orders.values():
-            if o.account_id == account_id and o.status in OPEN_STATUSES and o.day < today:
+        for o in list(self.open.values()):
+            if o.account_id == account_id and o.day < today:
                 self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
 
     def _keep_sessions(self, batch: _Batch) -> None:
@@ -251,8 +263,8 @@ class SimCounter:
         if now.time() >= CLOSING_UNCROSS and self._uncrossed["close"] < key:
             self._uncrossed["close"] = key
             self._uncross(day, tl.minutes * QUOTES_PER_MINUTE - 1, batch)
-            for o in self.orders.values():
-                if o.status in OPEN_STATUSES and o.day <= key:
+            for o in list(self.open.values()):
+                if o.day <= key:
                     self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
             batch.accounts.update(self.cash)
 
@@ -261,7 +273,7 @@ class SimCounter:
         price, in time order, up to the volume the auction printed. A print at the up limit leaves
         buyers unfilled (sealed: more bids than asks at the limit), and the mirror at the down limit."""
         at = datetime.combine(day, time(9, 25) if index == 0 else time(15, 0), CN_TZ)
-        for code in sorted({o.code for o in self.orders.values() if o.status in OPEN_STATUSES}):
+        for code in sorted({o.code for o in self.open.values()}):
             inst = self.market.instrument(code, day)
             if inst.suspended:
                 continue
@@ -270,7 +282,7 @@ class SimCounter:
             printed = q.volume if index == 0 else q.volume - self.market.quote(code, at - timedelta(seconds=1)).volume
             room = {Side.BUY: printed if price != inst.up_limit else 0,
                     Side.SELL: printed if price != inst.down_limit else 0}
-            for o in sorted(self.orders.values(), key=lambda x: x.order_id):
+            for o in list(self.open.values()):
                 if o.code != code or o.status not in OPEN_STATUSES or o.price_type != 11:
                     continue
                 crosses = o.limit >= price if o.side is Side.BUY else o.limit <= price
@@ -282,6 +294,11 @@ class SimCounter:
     def _set_status(self, o: SimOrder, status: int, msg: str, batch: _Batch) -> None:
         o.status = status
         o.status_msg = msg
+        if status in OPEN_STATUSES:
+            self.open[o.order_id] = o
+        else:
+            self.open.pop(o.order_id, None)
+            self._frozen_of.pop(o.order_id, None)
         batch.orders[o.order_id] = o
         batch.events.append(OrderUpdated(o.to_broker()))
 
@@ -509,13 +526,15 @@ class SimCounter:
             self._keep_sessions(batch)
             now = self.clock.now()
             located = self.market.quote_index(now)
-            open_orders = [o for o in self.orders.values() if o.status in OPEN_STATUSES]
+            open_orders = list(self.open.values())
             if self._phase() is Phase.CONTINUOUS:
+                quotes: dict[str, Quote] = {}
                 for o in open_orders:
-                    if self._last_index.get(o.code) == located:
+                    if self._last_index.get(o.code) == located or o.status not in OPEN_STATUSES:
                         continue
-                    inst = self.market.instrument(o.code, self._today())
-                    self._match(o, self.market.quote(o.code, now), inst, batch)
+                    if o.code not in quotes:
+                        quotes[o.code] = self.market.quote(o.code, now)
+                    self._match(o, quotes[o.code], self.market.instrument(o.code, self._today()), batch)
             for o in open_orders:
                 self._last_index[o.code] = located
             # Liquidity records of past quotes are no longer needed.

@@ -122,6 +122,7 @@ class SimMarket:
         self.timeline: Timeline = timeline or ContinuousTimeline()
         self._closes: dict[str, list[int]] = {}
         self._series_days: dict[str, list[date]] = {}
+        self._instruments: dict[tuple[str, date], Instrument] = {}
         self._path = lru_cache(maxsize=512)(self._build_path)
 
     # ----- instruments
@@ -151,6 +152,13 @@ class SimMarket:
 
     def instrument(self, code: str, day: date) -> Instrument:
         """The instrument on trading day `day` (limits from the previous trading day's close)."""
+        key = (code, day)
+        cached = self._instruments.get(key)
+        if cached is None:
+            cached = self._instruments[key] = self._make_instrument(code, day)
+        return cached
+
+    def _make_instrument(self, code: str, day: date) -> Instrument:
         item = self.listed_on(code, day)
         board = board_of(code)
         tick = price_tick(board)
