@@ -153,3 +153,16 @@ async def test_limit_buy_above_the_price_cage_is_refused_price_cage(session: Ses
     preview = await session.ok("preview_order", account="sim", code="300750.SZ", side="buy", volume=100,
                                price=float(ceiling))
     assert preview["would_accept"], preview["checks"]
+
+
+@pytest.mark.rule("NEW_LISTING_NO_LIMIT")
+async def test_a_new_listing_shows_no_daily_limit_and_takes_orders_by_the_cage_alone(session: Session) -> None:
+    inst = await session.ok("get_instrument", code="688799.SH")
+    assert inst["price_limited"] is False and inst["listed"] == "2026-11-16"
+    assert "up_limit" not in inst and "down_limit" not in inst
+    q = await _quote(session, "688799.SH")
+    assert q["up_limit"] is None and q["down_limit"] is None
+    preview = await session.ok("preview_order", account="sim", code="688799.SH", side="buy", volume=200,
+                               price=q["ask_prices"][0])
+    limit_check = next(c for c in preview["checks"] if c["rule"] == "price_limit")
+    assert preview["would_accept"] and "no daily limit" in limit_check["message"]

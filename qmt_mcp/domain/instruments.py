@@ -155,5 +155,6 @@ class Instrument:
             "st": self.st,
             "suspended": self.suspended,
             "t_plus": self.t_plus,
+            "price_limited": self.limited,
             "listed": None if self.listed is None else self.listed.isoformat(),
         }

@@ -181,6 +181,8 @@ class InstrumentResult(Envelope):
     st: bool | None = None
     suspended: bool | None = None
     t_plus: int | None = None
+    price_limited: bool | None = Field(None, description="false: no daily limit today (a new listing's first "
+                                       "days); up_limit and down_limit are then absent")
     listed: str | None = Field(None, description="listing date, when known (YYYY-MM-DD)")
 
 
