@@ -20,8 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from qmt_mcp.backends.sim.broker import SimBroker
-from qmt_mcp.backends.sim.counter import PaperAccount
 from qmt_mcp.backends.sim.market import SimMarket
+from qmt_mcp.backends.sim.paper import PaperAccount
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.domain.fees import FeeSchedule
 from qmt_mcp.domain.orders import parse_order_request

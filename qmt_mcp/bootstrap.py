@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from . import __version__
 from .backends.port import BrokerPort
 from .backends.sim.broker import SimBroker
-from .backends.sim.counter import PaperAccount
+from .backends.sim.paper import PaperAccount
 from .backends.sim.replay import ReplayError, ReplaySeries, load_replay_dir
 from .backends.sim.universe import UNIVERSE
 from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock

@@ -11,7 +11,7 @@ import pytest
 
 from qmt_mcp.backends.port import BrokerEvent, CancelFailed, OrderFailed, OrderUpdated, TradeFilled
 from qmt_mcp.backends.sim.broker import SimBroker
-from qmt_mcp.backends.sim.counter import PaperAccount, SimOrder
+from qmt_mcp.backends.sim.paper import PaperAccount, SimOrder
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.domain.codes import Board
 from qmt_mcp.domain.errors import NotCancelable

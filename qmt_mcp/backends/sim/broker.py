@@ -17,8 +17,9 @@ from ...domain.orders import OrderRequest
 from ...domain.sessions import Phase
 from ...domain.timeutil import CN_TZ
 from ..port import Asset, BrokerOrder, BrokerTrade, Listed, Position, Sink
-from .counter import PaperAccount, SimCounter
+from .counter import SimCounter
 from .market import SimMarket
+from .paper import PaperAccount
 from .replay import ReplaySeries
 from .store import SimStore
 from .timeline import FIRST_DAY, make_timeline

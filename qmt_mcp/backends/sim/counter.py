@@ -16,14 +16,13 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 
 from ...clock import Clock
 from ...domain.codes import board_of
 from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFound
 from ...domain.fees import FeeSchedule, compute_fees
 from ...domain.instruments import Instrument, cage_base, price_cage
-from ...domain.market import Level, Quote
+from ...domain.market import Quote
 from ...domain.orders import MarketType, OrderRequest, OrderType, Side
 from ...domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS, CLOSING_UNCROSS, OPENING_UNCROSS, Phase, describe
 from ...domain.status import from_xt
@@ -42,82 +41,26 @@ from ..port import (
     Sink,
     TradeFilled,
 )
+from .liquidity import Liquidity
 from .market import SimMarket
+from .paper import (
+    CANCELED,
+    JUNK,
+    OPEN_STATUSES,
+    PART_CANCEL,
+    PART_SUCC,
+    PARTSUCC_CANCEL,
+    REPORTED,
+    REPORTED_CANCEL,
+    SUCCEEDED,
+    UNREPORTED,
+    PaperAccount,
+    SimOrder,
+    trade_from_row,
+    trade_row,
+)
 from .store import PositionRow, SimStore
 from .timeline import QUOTES_PER_MINUTE
-
-# xtquant order status codes used by the counter.
-UNREPORTED, REPORTED, REPORTED_CANCEL, PARTSUCC_CANCEL = 48, 50, 51, 52
-PART_CANCEL, CANCELED, PART_SUCC, SUCCEEDED, JUNK = 53, 54, 55, 56, 57
-OPEN_STATUSES = {UNREPORTED, REPORTED, PART_SUCC}
-
-
-@dataclass(frozen=True)
-class PaperAccount:
-    """How a paper account starts: cash in yuan and positions (code -> shares) held from before today,
-    so they are sellable on the first day."""
-
-    cash: Decimal
-    positions: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class SimOrder:
-    order_id: int
-    account_id: str
-    code: str
-    name: str
-    side: Side
-    volume: int
-    price_type: int
-    market_type: str | None
-    price: Decimal        # as submitted (protective price for SH/BJ market orders, 0 if none)
-    limit: Decimal        # the price the order may trade at, at worst
-    remark: str
-    time: str
-    day: str
-    status: int = UNREPORTED
-    status_msg: str = ""
-    traded_volume: int = 0
-    traded_amount: Decimal = Decimal(0)
-    fees_charged: Decimal = Decimal(0)
-    last_fill: Decimal = Decimal(0)
-
-    @property
-    def remaining(self) -> int:
-        return self.volume - self.traded_volume
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "order_id": self.order_id, "account_id": self.account_id, "code": self.code,
-            "name": self.name, "side": self.side.value, "volume": self.volume,
-            "price_type": self.price_type, "market_type": self.market_type, "price": str(self.price),
-            "limit": str(self.limit), "remark": self.remark, "time": self.time, "day": self.day,
-            "status": self.status, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
-            "traded_amount": str(self.traded_amount), "fees_charged": str(self.fees_charged),
-            "last_fill": str(self.last_fill),
-        }
-
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> SimOrder:
-        return cls(
-            order_id=r["order_id"], account_id=r["account_id"], code=r["code"], name=r["name"],
-            side=Side(r["side"]), volume=r["volume"], price_type=r["price_type"],
-            market_type=r["market_type"], price=Decimal(r["price"]), limit=Decimal(r["limit"]),
-            remark=r["remark"], time=r["time"], day=r["day"], status=r["status"],
-            status_msg=r["status_msg"], traded_volume=r["traded_volume"],
-            traded_amount=Decimal(r["traded_amount"]), fees_charged=Decimal(r["fees_charged"]),
-            last_fill=Decimal(r.get("last_fill", "0")),
-        )
-
-    def to_broker(self) -> BrokerOrder:
-        return BrokerOrder(
-            account_id=self.account_id, order_id=self.order_id, code=self.code, name=self.name,
-            side=self.side, volume=self.volume, price_type=self.price_type, price=self.price,
-            traded_volume=self.traded_volume, traded_amount=self.traded_amount,
-            status=from_xt(self.status), status_msg=self.status_msg, remark=self.remark,
-            time=datetime.fromisoformat(self.time),
-        )
 
 
 @dataclass
@@ -171,10 +114,10 @@ class SimCounter:
             self.orders[o.order_id] = o
             if o.status in OPEN_STATUSES:
                 self.open[o.order_id] = o
-        self.trades: list[BrokerTrade] = [_trade_from_row(r) for r in store.load_trades()]
+        self.trades: list[BrokerTrade] = [trade_from_row(r) for r in store.load_trades()]
         self.next_order_id = int(store.meta("next_order_id", "1000001"))
         self.next_trade_no = int(store.meta("next_trade_no", "1"))
-        self._consumed: dict[tuple[str, int, str], list[int]] = {}
+        self.liquidity = Liquidity()
         self._last_index: dict[str, tuple[date, int]] = {}
         # The last trading day whose opening / closing auction has been uncrossed (exchange clock).
         self._uncrossed = {
@@ -311,7 +254,7 @@ class SimCounter:
             accounts=accounts,
             positions=positions,
             orders=[(o.order_id, o.account_id, o.to_row()) for o in batch.orders.values()],
-            trades=[(t.account_id, _trade_row(t)) for t in batch.trades],
+            trades=[(t.account_id, trade_row(t)) for t in batch.trades],
             meta={"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no),
                   "opened_day": self._uncrossed["open"], "closed_day": self._uncrossed["close"]},
         )
@@ -413,38 +356,17 @@ class SimCounter:
             return  # the rest becomes a limit order at the last fill price
         self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "remainder canceled", batch)
 
-    def _available(self, code: str, index: int, side: str, depth: int) -> list[int]:
-        key = (code, index, side)
-        return self._consumed.setdefault(key, [0] * depth)
-
     def _match(self, o: SimOrder, quote: Quote, inst: Instrument, batch: _Batch) -> None:
         buy = o.side is Side.BUY
-        levels: tuple[Level, ...] = quote.asks if buy else quote.bids
+        levels = quote.asks if buy else quote.bids
         if not levels:
             return
         if o.price_type == 11 and not self._inside_cage(o, quote, inst):
             return  # held by the exchange until the cage admits its price
         _, index = self.market.quote_index(quote.time)
-        side_key = "ask" if buy else "bid"
-        consumed = self._available(o.code, index, side_key, len(levels))
-        if o.market_type == MarketType.FOK.value:
-            reachable = sum(
-                lv.volume - consumed[i] for i, lv in enumerate(levels)
-                if (lv.price <= o.limit if buy else lv.price >= o.limit)
-            )
-            if reachable < o.remaining:
-                return
-        for i, lv in enumerate(levels):
-            if o.remaining == 0:
-                break
-            if (buy and lv.price > o.limit) or (not buy and lv.price < o.limit):
-                break
-            free = lv.volume - consumed[i]
-            if free <= 0:
-                continue
-            qty = min(free, o.remaining)
-            consumed[i] += qty
-            self._fill(o, lv.price, qty, inst, batch)
+        fok = o.market_type == MarketType.FOK.value
+        for price, qty in self.liquidity.take(o.code, index, levels, buy, o.limit, o.remaining, fok):
+            self._fill(o, price, qty, inst, batch)
 
     def _inside_cage(self, o: SimOrder, quote: Quote, inst: Instrument) -> bool:
         buy = o.side is Side.BUY
@@ -537,9 +459,7 @@ class SimCounter:
                     self._match(o, quotes[o.code], self.market.instrument(o.code, self._today()), batch)
             for o in open_orders:
                 self._last_index[o.code] = located
-            # Liquidity records of past quotes are no longer needed.
-            for key in [k for k in self._consumed if k[1] < located[1] - 1]:
-                del self._consumed[key]
+            self.liquidity.forget_before(located[1])
             if batch.events or batch.accounts:
                 self._commit(batch)
 
@@ -574,20 +494,3 @@ class SimCounter:
     def trade_list(self, account_id: str) -> list[BrokerTrade]:
         with self._lock:
             return [t for t in self.trades if t.account_id == account_id]
-
-
-def _trade_row(t: BrokerTrade) -> dict[str, Any]:
-    return {
-        "account_id": t.account_id, "trade_id": t.trade_id, "order_id": t.order_id, "remark": t.remark,
-        "code": t.code, "side": t.side.value, "price": str(t.price), "volume": t.volume,
-        "amount": str(t.amount), "commission": str(t.commission), "time": iso(t.time),
-    }
-
-
-def _trade_from_row(r: dict[str, Any]) -> BrokerTrade:
-    return BrokerTrade(
-        account_id=r["account_id"], trade_id=r["trade_id"], order_id=r["order_id"], remark=r["remark"],
-        code=r["code"], side=Side(r["side"]), price=Decimal(r["price"]), volume=r["volume"],
-        amount=Decimal(r["amount"]), commission=Decimal(r["commission"]),
-        time=datetime.fromisoformat(r["time"]),
-    )

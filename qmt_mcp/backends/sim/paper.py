@@ -1,0 +1,104 @@
+"""Paper-account values of the simulated counter: xtquant's status codes, how an account starts,
+an order as the counter keeps it, and the stored form of trades."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ...domain.orders import Side
+from ...domain.status import from_xt
+from ...domain.timeutil import iso
+from ..port import BrokerOrder, BrokerTrade
+
+# xtquant order status codes used by the counter.
+UNREPORTED, REPORTED, REPORTED_CANCEL, PARTSUCC_CANCEL = 48, 50, 51, 52
+PART_CANCEL, CANCELED, PART_SUCC, SUCCEEDED, JUNK = 53, 54, 55, 56, 57
+OPEN_STATUSES = {UNREPORTED, REPORTED, PART_SUCC}
+
+
+@dataclass(frozen=True)
+class PaperAccount:
+    """How a paper account starts: cash in yuan and positions (code -> shares) held from before today,
+    so they are sellable on the first day."""
+
+    cash: Decimal
+    positions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    account_id: str
+    code: str
+    name: str
+    side: Side
+    volume: int
+    price_type: int
+    market_type: str | None
+    price: Decimal        # as submitted (protective price for SH/BJ market orders, 0 if none)
+    limit: Decimal        # the price the order may trade at, at worst
+    remark: str
+    time: str
+    day: str
+    status: int = UNREPORTED
+    status_msg: str = ""
+    traded_volume: int = 0
+    traded_amount: Decimal = Decimal(0)
+    fees_charged: Decimal = Decimal(0)
+    last_fill: Decimal = Decimal(0)
+
+    @property
+    def remaining(self) -> int:
+        return self.volume - self.traded_volume
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id, "account_id": self.account_id, "code": self.code,
+            "name": self.name, "side": self.side.value, "volume": self.volume,
+            "price_type": self.price_type, "market_type": self.market_type, "price": str(self.price),
+            "limit": str(self.limit), "remark": self.remark, "time": self.time, "day": self.day,
+            "status": self.status, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
+            "traded_amount": str(self.traded_amount), "fees_charged": str(self.fees_charged),
+            "last_fill": str(self.last_fill),
+        }
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> SimOrder:
+        return cls(
+            order_id=r["order_id"], account_id=r["account_id"], code=r["code"], name=r["name"],
+            side=Side(r["side"]), volume=r["volume"], price_type=r["price_type"],
+            market_type=r["market_type"], price=Decimal(r["price"]), limit=Decimal(r["limit"]),
+            remark=r["remark"], time=r["time"], day=r["day"], status=r["status"],
+            status_msg=r["status_msg"], traded_volume=r["traded_volume"],
+            traded_amount=Decimal(r["traded_amount"]), fees_charged=Decimal(r["fees_charged"]),
+            last_fill=Decimal(r.get("last_fill", "0")),
+        )
+
+    def to_broker(self) -> BrokerOrder:
+        return BrokerOrder(
+            account_id=self.account_id, order_id=self.order_id, code=self.code, name=self.name,
+            side=self.side, volume=self.volume, price_type=self.price_type, price=self.price,
+            traded_volume=self.traded_volume, traded_amount=self.traded_amount,
+            status=from_xt(self.status), status_msg=self.status_msg, remark=self.remark,
+            time=datetime.fromisoformat(self.time),
+        )
+
+
+def trade_row(t: BrokerTrade) -> dict[str, Any]:
+    return {
+        "account_id": t.account_id, "trade_id": t.trade_id, "order_id": t.order_id, "remark": t.remark,
+        "code": t.code, "side": t.side.value, "price": str(t.price), "volume": t.volume,
+        "amount": str(t.amount), "commission": str(t.commission), "time": iso(t.time),
+    }
+
+
+def trade_from_row(r: dict[str, Any]) -> BrokerTrade:
+    return BrokerTrade(
+        account_id=r["account_id"], trade_id=r["trade_id"], order_id=r["order_id"], remark=r["remark"],
+        code=r["code"], side=Side(r["side"]), price=Decimal(r["price"]), volume=r["volume"],
+        amount=Decimal(r["amount"]), commission=Decimal(r["commission"]),
+        time=datetime.fromisoformat(r["time"]),
+    )
