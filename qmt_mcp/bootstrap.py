@@ -14,6 +14,8 @@ from .backends.sim.broker import SimBroker
 from .backends.sim.paper import PaperAccount
 from .backends.sim.replay import ReplayError, ReplaySeries, load_replay_dir
 from .backends.sim.universe import UNIVERSE
+from .backends.xtq.adapter import XtQuantBroker
+from .backends.xtq.simnative import SimNative
 from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock
 from .config import Config, ConfigError
 from .domain.timeutil import iso
@@ -60,18 +62,27 @@ class Worker:
         def audit(record: dict[str, object]) -> None:
             self.audit.append({"time": iso(self.service.clock.now()), **record})
 
+        async def connect() -> None:
+            await self.broker.start()
+
         async def at_start() -> None:
+            await self.broker.start()
             await self.reconciler.run("start")
 
         async def on_timer() -> None:
             await self.reconciler.run("timer")
 
+        async def tick() -> None:
+            await self.service.tick()
+            if self.broker.take_reconnected():
+                await self.reconciler.run("reconnect")
+
         def stream(after: int) -> AsyncIterator[bytes]:
             return event_frames(self.journal, after, self.service.next_change, cfg.worker.heartbeat_s)
 
         if not background:
-            return build_app(self.handlers(), token, audit=audit, stream=stream)
-        periodic = [(self.service.tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s)]
+            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream)
+        periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s)]
         return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream)
 
     async def close(self) -> None:
@@ -89,8 +100,9 @@ def build_worker(
         clock = ShiftedClock(cfg.sim.start_at, cfg.sim.speed) if cfg.sim.start_at else SystemClock()
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
-    if cfg.worker.backend != "sim":
-        raise ConfigError("'worker.backend': the xtquant backend is not available in this version; use \"sim\"")
+    if cfg.worker.backend == "xtquant" and cfg.xtquant.native != "sim":
+        raise ConfigError("'xtquant.native': market data through xtdata on a real miniQMT is not available in "
+                          "this version; native = \"sim\" rehearses the xtquant path over the simulator")
     accounts = {
         a.account_id: PaperAccount(a.initial_cash or cfg.sim.initial_cash, dict(a.positions))
         for a in cfg.accounts.values()
@@ -104,7 +116,12 @@ def build_worker(
         seed=cfg.sim.seed, clock=clock, fees=cfg.sim.fee_schedule(), accounts=accounts,
         state_path=None if home is None else home / "sim.sqlite", clock_mode=cfg.sim.clock, replay=replay,
     )
-    port: BrokerPort = broker if wrap is None else wrap(broker)
+    inner: BrokerPort = broker
+    if cfg.worker.backend == "xtquant":
+        # xtquant's own Python layer (the real wheel) over the simulated native layer.
+        native = SimNative(broker)
+        inner = XtQuantBroker(cfg, clock, data=broker, qmt_path=native.register(), native=native)
+    port: BrokerPort = inner if wrap is None else wrap(inner)
     journal = Journal(None if home is None else home / "worker.sqlite")
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())

@@ -49,6 +49,9 @@ class WorkerConfig(_Strict):
 class XtquantConfig(_Strict):
     qmt_path: str = ""
     session_id: int = 0
+    native: Literal["real", "sim"] = "real"     # sim: the simulator beneath xtquant's own Python layer
+    breaker_failures: int = Field(3, ge=1, le=100)       # consecutive timeouts that open an API's breaker
+    breaker_cooldown_s: float = Field(30, gt=0, le=3600)  # how long it stays open before one trial call
 
 
 class ConfirmConfig(_Strict):

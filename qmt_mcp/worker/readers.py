@@ -143,19 +143,22 @@ class Readers:
             state = self.service.journal.risk_state(name)
             tripped = bool(state and state["tripped"])
             captured = bool(state and state["baseline"] is not None and state["day"] == now.date().isoformat())
+            trader = bh.get("trader") or {"state": "alive", "last_connect_at": iso(self.service.started_at),
+                                          "last_disconnect_at": None}
             accounts[name] = {
-                "trader": {"state": "alive", "last_connect_at": iso(self.service.started_at),
-                           "last_disconnect_at": None},
+                "trader": trader,
                 "risk_breaker": "tripped" if tripped else "ok",
                 "baseline": "captured" if captured else "pending",
                 "live": acct.live,
-                "ready_to_trade": not tripped,
+                "ready_to_trade": not tripped and trader["state"] == "alive",
             }
         phase = self.broker.phase()
+        trader_state = (bh.get("trader") or {}).get("state", "alive")
+        degraded = bool(bh.get("open_breakers")) or trader_state != "alive"
         return {
             "market": {"clock": bh.get("clock", "exchange"), "phase": phase.value,
                        "accepts_orders": phase in ACCEPTS_ORDERS, "accepts_cancels": phase in ACCEPTS_CANCELS},
-            "worker": {"state": "up", "backend": bh["backend"], "version": self.version,
+            "worker": {"state": "degraded" if degraded else "up", "backend": bh["backend"], "version": self.version,
                        "uptime_s": round((now - self.service.started_at).total_seconds(), 1),
                        "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0},
             "data": {"fresh": bh["fresh"], "stale_codes": bh["stale_codes"]},

@@ -51,6 +51,9 @@ class SimBroker:
         self.counter.poll()
 
     # ----- market data
+    def take_reconnected(self) -> bool:
+        return False
+
     def phase(self) -> Phase:
         return self.timeline.phase(self.clock.now())
 

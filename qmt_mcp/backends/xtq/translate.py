@@ -1,0 +1,68 @@
+"""xtquant's values translated to the broker port's, at this boundary only.
+
+xtquant reports prices as floats (rounded here to the 0.001 yuan the exchanges quote in), times as
+epoch seconds, sides as order types 23/24 and statuses as the 48–57/255 codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ...domain.orders import Side
+from ...domain.status import from_xt
+from ...domain.text import clean_text
+from ...domain.timeutil import CN_TZ
+from ..port import Asset, BrokerOrder, BrokerTrade, Position
+
+STOCK_BUY = 23
+LI = Decimal("0.001")
+
+
+def money(x: Any) -> Decimal:
+    return Decimal(str(round(float(x or 0), 3))).quantize(LI)
+
+
+def fen(x: Any) -> Decimal:
+    return Decimal(str(round(float(x or 0), 2))).quantize(Decimal("0.01"))
+
+
+def when(epoch: Any) -> datetime:
+    return datetime.fromtimestamp(int(epoch or 0), CN_TZ)
+
+
+def order(o: Any) -> BrokerOrder:
+    traded = int(o.traded_volume or 0)
+    return BrokerOrder(
+        account_id=str(o.account_id), order_id=int(o.order_id), code=str(o.stock_code),
+        name=clean_text(str(getattr(o, "instrument_name", "") or "")),
+        side=Side.BUY if int(o.order_type) == STOCK_BUY else Side.SELL, volume=int(o.order_volume),
+        price_type=int(o.price_type), price=money(o.price), traded_volume=traded,
+        traded_amount=fen(float(o.traded_price or 0) * traded), status=from_xt(int(o.order_status)),
+        status_msg=clean_text(str(o.status_msg or "")), remark=str(o.order_remark or ""), time=when(o.order_time),
+    )
+
+
+def trade(t: Any) -> BrokerTrade:
+    return BrokerTrade(
+        account_id=str(t.account_id), trade_id=str(t.traded_id), order_id=int(t.order_id),
+        remark=str(t.order_remark or ""), code=str(t.stock_code),
+        side=Side.BUY if int(t.order_type) == STOCK_BUY else Side.SELL, price=money(t.traded_price),
+        volume=int(t.traded_volume), amount=fen(t.traded_amount),
+        commission=fen(getattr(t, "commission", 0)), time=when(t.traded_time),
+    )
+
+
+def asset(a: Any) -> Asset:
+    return Asset(cash=fen(a.cash), frozen_cash=fen(a.frozen_cash), market_value=fen(a.market_value),
+                 total_asset=fen(a.total_asset))
+
+
+def position(p: Any) -> Position:
+    return Position(code=str(p.stock_code), name=clean_text(str(getattr(p, "instrument_name", "") or "")),
+                    volume=int(p.volume), can_use_volume=int(p.can_use_volume), avg_price=money(p.avg_price),
+                    last_price=money(getattr(p, "last_price", 0)))
+
+
+def clean(text: Any) -> str:
+    return clean_text(str(text or ""))
