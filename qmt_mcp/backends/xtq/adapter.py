@@ -100,6 +100,7 @@ class XtQuantBroker:
         self._retry_at: datetime | None = None
         self._backoff_s = 1.0
         self._reconnected = False
+        self.state_changed = anyio.Event()   # set (and replaced) whenever the trader's state changes
 
     # ----- lifecycle
     def set_sink(self, sink: Sink) -> None:
@@ -170,12 +171,14 @@ class XtQuantBroker:
         self._retry_at, self._backoff_s = None, 1.0
         if was_lost:
             self._reconnected = True   # the worker reconciles what happened while we were away
+        self._signal()
         log.info("xtquant connected (session %d)", session)
 
     def on_disconnected(self) -> None:
         """From xtquant's thread: mark the trader lost; the next poll reconnects, with backoff."""
         def mark() -> None:
             self.state.state, self.state.last_disconnect_at = "lost", self.clock.now()
+            self._signal()
             self._retry_at = self.clock.now()
             for fut in list(self._pending.values()):
                 if not fut.done():
@@ -183,6 +186,10 @@ class XtQuantBroker:
             self._pending.clear()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(mark)
+
+    def _signal(self) -> None:
+        self.state_changed.set()
+        self.state_changed = anyio.Event()
 
     # ----- pushes: from xtquant's thread to the worker's loop
     def push(self, ev: BrokerEvent) -> None:

@@ -243,20 +243,36 @@ class XtQuantAsyncClientBase:
         if mode == "reject":
             self._emit("OnOrderStockRespCallback", seq, _order_resp(req, -1, "委托失败 refused by fault script"))
             return
-        order_id, error = self._place(seq, req)
         if mode == "error_after_accept":
-            self._emit("OnOrderStockRespCallback", seq, _order_resp(req, order_id, ""))
-            self._emit("OnOrderErrorCallback", SimpleNamespace(
-                account_type=SECURITY_ACCOUNT, account_id=req.m_strAccountID, order_id=order_id, error_id=-61,
-                error_msg="柜台拒绝 rejected after acceptance (fault script)", strategy_name=req.m_strStrategyName,
-                order_remark=req.m_strOrderRemark, seq=seq))
+            self._accept_then_refuse(seq, req)
             return
+        order_id, error = self._place(seq, req)
         delay = float(mode.split(":", 1)[1]) if mode and mode.startswith("delay:") else 0.0
         resp = _order_resp(req, order_id, error)
         if delay:
             threading.Timer(delay, self._emit, ("OnOrderStockRespCallback", seq, resp)).start()
         else:
             self._emit("OnOrderStockRespCallback", seq, resp)
+
+    def _accept_then_refuse(self, seq: int, req: Any) -> None:
+        """The counter gives an order id, then refuses the order: an order push with status 57 and an
+        order-error push (the order error waits in xttrader until the response is handled)."""
+        counter = self.native.broker.counter
+        with counter._lock:
+            order_id = counter.next_order_id
+            counter.next_order_id += 1
+        msg = "柜台拒绝 rejected after acceptance (fault script)"
+        self._emit("OnOrderStockRespCallback", seq, _order_resp(req, order_id, ""))
+        self._emit("OnStockOrderCallback", SimpleNamespace(
+            account_type=SECURITY_ACCOUNT, account_id=req.m_strAccountID, stock_code=req.m_strStockCode,
+            order_id=order_id, order_sysid="", order_time=int(self.native.broker.clock.now().timestamp()),
+            order_type=req.m_nOrderType, order_volume=req.m_nOrderVolume, price_type=req.m_nPriceType,
+            price=req.m_dPrice, traded_volume=0, traded_price=0.0, order_status=JUNK, status_msg=msg,
+            strategy_name=req.m_strStrategyName, order_remark=req.m_strOrderRemark, direction=48, offset_flag=48,
+            secu_account="", instrument_name=""))
+        self._emit("OnOrderErrorCallback", SimpleNamespace(
+            account_type=SECURITY_ACCOUNT, account_id=req.m_strAccountID, order_id=order_id, error_id=-61,
+            error_msg=msg, strategy_name=req.m_strStrategyName, order_remark=req.m_strOrderRemark, seq=seq))
 
     def _place(self, seq: int, req: Any) -> tuple[int, str]:
         counter = self.native.broker.counter
