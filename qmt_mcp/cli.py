@@ -44,9 +44,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     transport = args.transport or cfg.server.transport
     host = args.host or cfg.server.host
     port = args.port or cfg.server.port
-    if not cfg.worker.url and cfg.worker.backend != "sim":
-        raise ConfigError("'worker.backend': only \"sim\" can be spawned locally in this version; "
-                          "run the worker elsewhere and set worker.url")
+    if not cfg.worker.url and cfg.worker.backend == "xtquant" and cfg.xtquant.native != "sim":
+        raise ConfigError("'worker.backend': a real-miniQMT xtquant worker runs on the Windows host next to "
+                          "miniQMT (qmt-mcp worker --backend xtquant); set worker.url to reach it, or "
+                          "[xtquant] native = \"sim\" to rehearse the xtquant path here")
     home = home_dir()
 
     @asynccontextmanager

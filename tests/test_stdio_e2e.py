@@ -168,3 +168,22 @@ async def test_subscription_survives_a_worker_kill_and_resumes_with_no_missing_s
                 await anyio.sleep(0.05)
             assert h["events"]["connected"] is True and h["events"]["gaps"] == 0
             assert {e["client_order_id"] for e in events} == {"before-kill", "after-kill"}
+
+
+async def test_stdio_server_spawns_an_xtquant_worker_over_the_simulated_native_layer(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = home / "config.toml"
+    config.write_text('[worker]\nbackend = "xtquant"\n[xtquant]\nnative = "sim"\n', encoding="utf-8")
+    params = StdioServerParameters(command=sys.executable, args=["-m", "qmt_mcp", "serve", "--config", str(config)],
+                                   env={"QMT_MCP_HOME": str(home)})
+    with anyio.fail_after(120):
+        async with Client(params) as c:
+            h = await _call(c, "health")
+            assert h["worker"]["backend"] == "xtquant" and h["worker"]["xtquant_loaded"]
+            assert h["accounts"]["sim"]["trader"]["state"] == "alive"
+            q = (await _call(c, "get_quote", codes=["600000.SH"]))["quotes"][0]
+            placed = await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=200,
+                                 price=q["ask_prices"][2], client_order_id="xtq-e2e", wait_seconds=5)
+            assert placed["order"]["status"] == "succeeded"
+            assert (await _call(c, "get_positions", account="sim"))["positions"][0]["volume"] == 200
