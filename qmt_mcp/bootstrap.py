@@ -16,8 +16,11 @@ from .backends.sim.replay import ReplayError, ReplaySeries, load_replay_dir
 from .backends.sim.universe import UNIVERSE
 from .backends.xtq.adapter import XtQuantBroker
 from .backends.xtq.simnative import SimNative
+from .backends.xtq.simxtdata import SimXtData
+from .backends.xtq.xtdata_source import XtDataSource
 from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock
 from .config import Config, ConfigError
+from .domain.sessions import Phase
 from .domain.timeutil import iso
 from .worker.api import Handler, build_app
 from .worker.audit import AuditLog
@@ -120,7 +123,9 @@ def build_worker(
     if cfg.worker.backend == "xtquant":
         # xtquant's own Python layer (the real wheel) over the simulated native layer.
         native = SimNative(broker)
-        inner = XtQuantBroker(cfg, clock, data=broker, qmt_path=native.register(), native=native)
+        data = XtDataSource(SimXtData(broker), clock, lambda: broker.phase() is Phase.CONTINUOUS)
+        inner = XtQuantBroker(cfg, clock, data, broker.phase, native.register(), native=native,
+                              clock_name=cfg.sim.clock)
     port: BrokerPort = inner if wrap is None else wrap(inner)
     journal = Journal(None if home is None else home / "worker.sqlite")
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)

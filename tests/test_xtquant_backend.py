@@ -165,3 +165,42 @@ async def test_a_disconnect_shows_lost_and_the_worker_reconnects_to_alive(clock:
         health = await s.ok("health")
         assert health["accounts"]["sim"]["trader"]["state"] == "alive"
         assert (await s.ok("get_asset", account="sim"))["cash"] == 1_000_000
+
+
+async def test_market_data_through_xtdata_matches_the_simulator_after_lots_become_shares(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    async with xtq_session(clock, tmp_path / "home") as s:
+        sim = adapter(s).native.broker
+        q = (await s.ok("get_quote", codes=["600519.SH"]))["quotes"][0]
+        direct = sim.market.quote("600519.SH", clock.now())
+        assert q["volume"] == direct.volume and q["ask_volumes"] == [lv.volume for lv in direct.asks]
+        assert q["last"] == float(direct.last)
+        bars = (await s.ok("get_klines", code="600519.SH", period="1d", count=3))["bars"]
+        assert [b["volume"] for b in bars] == [b.volume for b in sim.bar_list(
+            "600519.SH", "1d", clock.now().replace(year=2026, month=11, day=1), clock.now(), 3)]
+        inst = await s.ok("get_instrument", code="688799.SH")
+        assert inst["price_limited"] is False and inst["listed"] == "2026-11-16"   # UpStopPrice 0: no limit
+        assert "688981.SH" in [i["code"] for i in (await s.ok("search_instruments", sector="科创板"))["instruments"]]
+
+
+async def test_a_quote_whose_timetag_stops_while_its_price_moves_is_reported_stale(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    async with xtq_session(clock, tmp_path / "home") as s:
+        data = adapter(s).data.xtdata
+        await s.ok("get_quote", codes=["600000.SH"])
+        data.freeze("600000.SH")
+        first = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        for _ in range(40):   # until the price moves under the stuck timetag
+            clock.advance(3)
+            q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+            if q["last"] != first["last"]:
+                break
+        assert q["stale"] is True
+        health = await s.ok("health")
+        assert health["data"] == {"fresh": False, "stale_codes": ["600000.SH"]}
+        data.frozen.clear()
+        clock.advance(3)
+        assert (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]["stale"] is False
+        assert (await s.ok("health"))["data"]["fresh"] is True

@@ -68,6 +68,9 @@ class SimBroker:
         return [self.market.quote(c, now) for c in codes]
 
     async def bars(self, code: str, period: str, start: datetime, end: datetime, count: int) -> list[Bar]:
+        return self.bar_list(code, period, start, end, count)
+
+    def bar_list(self, code: str, period: str, start: datetime, end: datetime, count: int) -> list[Bar]:
         self.market.listing(code)
         minutes = PERIODS[period]
         now = self.clock.now()

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -53,6 +53,7 @@ from ..port import (
 from . import translate
 from .breaker import Breakers
 from .loader import load_xttrader
+from .xtdata_source import XtDataSource
 
 log = logging.getLogger("qmt_mcp.xtquant")
 STOCK_BUY, STOCK_SELL = 23, 24
@@ -77,11 +78,18 @@ class TraderState:
 class XtQuantBroker:
     name = "xtquant"
 
-    def __init__(self, cfg: Config, clock: Clock, data: Any, qmt_path: str, native: Any = None) -> None:
-        """`data` answers market-data calls; `native` is the simulated native layer (None on miniQMT)."""
+    def __init__(
+        self, cfg: Config, clock: Clock, data: XtDataSource, phase: Callable[[], Phase], qmt_path: str,
+        native: Any = None, clock_name: str = "exchange",
+    ) -> None:
+        """`data` reads market data through xtdata; `native` is the simulated native layer (None on
+        miniQMT); `phase` tells the session phase now."""
         self.cfg = cfg
         self.clock = clock
         self.data = data
+        self._phase = phase
+        self.clock_name = clock_name
+        self._data_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="xtq-data")
         self.native = native
         self.qmt_path = qmt_path
         self.accounts = {a.account_id: ACCOUNT_TYPES[a.account_type] for a in cfg.accounts.values()}
@@ -116,6 +124,7 @@ class XtQuantBroker:
             await self._run(lambda: trader.stop(), 5)
             _RETIRED.append(trader)
         self._thread.shutdown(wait=False)
+        self._data_pool.shutdown(wait=False)
 
     def take_reconnected(self) -> bool:
         done, self._reconnected = self._reconnected, False
@@ -128,14 +137,14 @@ class XtQuantBroker:
             await self._connect()
 
     def phase(self) -> Phase:
-        phase: Phase = self.data.phase()
-        return phase
+        return self._phase()
 
     def health(self) -> dict[str, Any]:
         now = self.clock.now()
-        return {"backend": "xtquant", "xtquant_loaded": self._xttrader is not None, "fresh": True,
-                "stale_codes": [], "clock": "exchange" if self.native is None else self.data.timeline.name,
-                "trader": self.state.to_wire(), "open_breakers": self.breakers.open_apis(now)}
+        stale = sorted(self.data.stale)
+        return {"backend": "xtquant", "xtquant_loaded": self._xttrader is not None, "fresh": not stale,
+                "stale_codes": stale, "clock": self.clock_name, "trader": self.state.to_wire(),
+                "open_breakers": self.breakers.open_apis(now)}
 
     async def _connect(self) -> None:
         """A new XtQuantTrader with a fresh session id (xtquant never reconnects an instance)."""
@@ -344,34 +353,46 @@ class XtQuantBroker:
         rows = await self._query("query_stock_trades", "query_stock_trades_async", account_id)
         return [translate.trade(t) for t in rows or []]
 
-    # ----- market data (the data source: the simulator's market beneath the sim native layer)
+    # ----- market data through xtdata, each API with its deadline and breaker
+    async def _read(self, api: str, fn: Callable[[], Any]) -> Any:
+        breaker = self.breakers.get(api)
+        if not breaker.allow(self.clock.now()):
+            raise Unavailable(f"{api} is failing repeatedly; calls are refused for a while",
+                              code=ErrorCode.CIRCUIT_OPEN, details={"api": api})
+        try:
+            with anyio.fail_after(self.cfg.worker.call_timeout_s):
+                value = await asyncio.wrap_future(self._data_pool.submit(fn))
+        except TimeoutError:
+            breaker.failure(self.clock.now())
+            raise Unavailable(f"xtdata did not answer {api} in time", code=ErrorCode.TIMEOUT,
+                              details={"api": api}) from None
+        breaker.success()
+        return value
+
     async def instrument(self, code: str) -> Instrument:
-        inst: Instrument = await self.data.instrument(code)
+        inst: Instrument = await self._read("get_instrument_detail", lambda: self.data.instrument(code))
         return inst
 
     async def quotes(self, codes: list[str]) -> list[Quote]:
-        quotes: list[Quote] = await self.data.quotes(codes)
+        quotes: list[Quote] = await self._read("get_full_tick", lambda: self.data.quotes(codes))
         return quotes
 
     async def bars(self, code: str, period: str, start: datetime, end: datetime, count: int) -> list[Bar]:
-        bars: list[Bar] = await self.data.bars(code, period, start, end, count)
+        bars: list[Bar] = await self._read("get_market_data_ex",
+                                           lambda: self.data.bars(code, period, start, end, count))
         return bars
 
     async def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:
-        ticks: list[Quote] = await self.data.ticks(code, start, end, limit)
+        ticks: list[Quote] = await self._read("get_market_data_ex", lambda: self.data.ticks(code, start, end, limit))
         return ticks
 
     async def listings(self) -> list[Listed]:
-        listed: list[Listed] = await self.data.listings()
+        listed: list[Listed] = await self._read("get_stock_list_in_sector", self.data.listings)
         return listed
 
     async def sectors(self) -> list[str]:
-        sectors: list[str] = await self.data.sectors()
+        sectors: list[str] = await self._read("get_sector_list", self.data.sectors)
         return sectors
-
-    def session_day(self) -> date:
-        day: date = self.data.session_day()
-        return day
 
 
 class _Lost(Exception):
