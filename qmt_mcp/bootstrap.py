@@ -15,12 +15,13 @@ from .backends.sim.paper import PaperAccount
 from .backends.sim.replay import ReplayError, ReplaySeries, load_replay_dir
 from .backends.sim.universe import UNIVERSE
 from .backends.xtq.adapter import XtQuantBroker
+from .backends.xtq.loader import load_xtdata
 from .backends.xtq.simnative import SimNative
 from .backends.xtq.simxtdata import SimXtData
 from .backends.xtq.xtdata_source import XtDataSource
 from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock
 from .config import Config, ConfigError
-from .domain.sessions import Phase
+from .domain.sessions import Phase, phase_at
 from .domain.timeutil import iso
 from .worker.api import Handler, build_app
 from .worker.audit import AuditLog
@@ -99,13 +100,12 @@ def build_worker(
 ) -> Worker:
     """A worker over `home` (None: everything in memory). `wrap` puts a layer around the broker
     (the fault injector in fault tests)."""
-    if clock is None:
-        clock = ShiftedClock(cfg.sim.start_at, cfg.sim.speed) if cfg.sim.start_at else SystemClock()
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
-    if cfg.worker.backend == "xtquant" and cfg.xtquant.native != "sim":
-        raise ConfigError("'xtquant.native': market data through xtdata on a real miniQMT is not available in "
-                          "this version; native = \"sim\" rehearses the xtquant path over the simulator")
+    if cfg.worker.backend == "xtquant" and cfg.xtquant.native == "real":
+        return _real_xtquant_worker(cfg, home, clock or SystemClock(), ids, wrap)   # real time, always
+    if clock is None:
+        clock = ShiftedClock(cfg.sim.start_at, cfg.sim.speed) if cfg.sim.start_at else SystemClock()
     accounts = {
         a.account_id: PaperAccount(a.initial_cash or cfg.sim.initial_cash, dict(a.positions))
         for a in cfg.accounts.values()
@@ -126,13 +126,32 @@ def build_worker(
         data = XtDataSource(SimXtData(broker), clock, lambda: broker.phase() is Phase.CONTINUOUS)
         inner = XtQuantBroker(cfg, clock, data, broker.phase, native.register(), native=native,
                               clock_name=cfg.sim.clock)
-    port: BrokerPort = inner if wrap is None else wrap(inner)
+    return _assemble(cfg, home, clock, ids, inner if wrap is None else wrap(inner))
+
+
+def _assemble(cfg: Config, home: Path | None, clock: Clock, ids: IdSource | None, port: BrokerPort) -> Worker:
     journal = Journal(None if home is None else home / "worker.sqlite")
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
     readers = Readers(cfg, port, clock, service, __version__)
     audit = AuditLog(None if home is None else home / "audit.jsonl")
     return Worker(service, readers, port, journal, audit, Reconciler(service))
+
+
+def _real_xtquant_worker(
+    cfg: Config, home: Path | None, clock: Clock, ids: IdSource | None,
+    wrap: Callable[[BrokerPort], BrokerPort] | None,
+) -> Worker:
+    """The worker on the Windows host next to miniQMT: xttrader and xtdata from the wheel."""
+    if not cfg.xtquant.qmt_path:
+        raise ConfigError("'xtquant.qmt_path': set the miniQMT userdata_mini folder, e.g. 'C:\\QMT\\userdata_mini'")
+    try:
+        xtdata = load_xtdata()
+    except RuntimeError as exc:
+        raise ConfigError(f"'xtquant.native': {exc}") from None
+    data = XtDataSource(xtdata, clock, lambda: phase_at(clock.now()) is Phase.CONTINUOUS)
+    broker: BrokerPort = XtQuantBroker(cfg, clock, data, lambda: phase_at(clock.now()), cfg.xtquant.qmt_path)
+    return _assemble(cfg, home, clock, ids, broker if wrap is None else wrap(broker))
 
 
 def _load_replay(cfg: Config) -> dict[str, ReplaySeries]:

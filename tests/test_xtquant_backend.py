@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from conftest import Session, make_worker, open_session
 
 from qmt_mcp.backends.xtq.adapter import XtQuantBroker
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import parse_config
+from qmt_mcp.config import ConfigError, parse_config
+from qmt_mcp.domain.timeutil import CN_TZ
 
 pytestmark = pytest.mark.anyio
 
@@ -204,3 +206,13 @@ async def test_a_quote_whose_timetag_stops_while_its_price_moves_is_reported_sta
         clock.advance(3)
         assert (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]["stale"] is False
         assert (await s.ok("health"))["data"]["fresh"] is True
+
+
+def test_a_real_miniqmt_worker_off_windows_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    cfg = parse_config({"worker": {"backend": "xtquant"},
+                        "xtquant": {"native": "real", "qmt_path": "C:/QMT/userdata_mini"}})
+    with pytest.raises(ConfigError, match="Windows"):
+        make_worker(cfg, tmp_path / "home", ManualClock(datetime(2026, 11, 20, 10, tzinfo=CN_TZ)))
+    cfg = parse_config({"worker": {"backend": "xtquant"}, "xtquant": {"native": "real"}})
+    with pytest.raises(ConfigError, match="qmt_path"):
+        make_worker(cfg, tmp_path / "home", ManualClock(datetime(2026, 11, 20, 10, tzinfo=CN_TZ)))

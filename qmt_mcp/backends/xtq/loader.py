@@ -17,6 +17,20 @@ from types import ModuleType
 _lock = threading.Lock()
 
 
+def load_xtdata() -> ModuleType:
+    """The wheel's xtdata on a real miniQMT host. Its native `datacenter` library is Windows-only."""
+    with _lock, contextlib.redirect_stdout(sys.stderr):
+        try:
+            from xtquant import xtdata
+        except ImportError as exc:
+            raise RuntimeError(
+                f"xtquant's native libraries cannot load here ({exc}); they exist for Windows only. "
+                "Run this worker on the Windows host next to miniQMT, or set [xtquant] native = \"sim\""
+            ) from None
+    module: ModuleType = xtdata
+    return module
+
+
 def load_xttrader(native_sim: bool) -> ModuleType:
     with _lock:
         loaded = sys.modules.get("xtquant.xttrader")
