@@ -101,6 +101,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not token:
         raise ConfigError(f"set the worker's bearer token in ${cfg.worker.token_env} (every request must carry it)")
     host = args.host or "127.0.0.1"
+    if args.supervise:
+        from .worker.watchdog import Watch, run, worker_argv
+
+        argv = worker_argv(sys.argv[1:])
+        url = "http://worker" if args.uds else f"http://{host}:{args.port or 8766}"
+        return run(Watch(argv, url, args.uds, token, args.health_interval, args.health_timeout, args.health_misses,
+                         args.health_startup))
     if not args.uds and host not in LOOPBACK:
         # The token is required above, so this is allowed; still, the token travels in clear HTTP.
         log.warning("worker listening on %s: keep it behind an SSH tunnel or a firewall", host)
@@ -210,6 +217,12 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--uds", help="listen on this Unix socket")
     w.add_argument("--host")
     w.add_argument("--port", type=int)
+    w.add_argument("--supervise", action="store_true",
+                   help="run the worker as a child and restart it when it exits or its health check hangs")
+    w.add_argument("--health-interval", type=float, default=10.0, help="seconds between health checks")
+    w.add_argument("--health-timeout", type=float, default=5.0, help="seconds a health check may take")
+    w.add_argument("--health-misses", type=int, default=3, help="missed checks in a row that mean a hang")
+    w.add_argument("--health-startup", type=float, default=60.0, help="seconds a new worker has to answer at all")
     w.set_defaults(func=cmd_worker)
 
     d = sub.add_parser("demo", help="a scripted agent session through a real MCP client, printed")
