@@ -29,6 +29,8 @@ from qmt_mcp.server.worker_client import WorkerClient
 
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=CN_TZ)  # a Friday morning
 FAST_SUBMIT = parse_config({"worker": {"submit_timeout_s": 0.2}})  # fault tests: a short order deadline
+# The same tests on both backends: the simulator, and xtquant's own layer over the simulated native layer.
+BACKENDS = {"sim": Config(), "xtquant": parse_config({"worker": {"backend": "xtquant"}, "xtquant": {"native": "sim"}})}
 TOKEN = "test-token"
 
 
@@ -88,6 +90,13 @@ class Session:
         q = (await self.ok("get_quote", codes=[code]))["quotes"][0]
         return {"account": "sim", "code": code, "side": "buy", "volume": volume, "price": q["ask_prices"][0],
                 "client_order_id": client_order_id}
+
+    @property
+    def counter(self) -> Any:
+        """The simulated counter behind either backend (sim, or xtquant over the simulated native layer)."""
+        broker = self.worker.broker
+        native = getattr(broker, "native", None)
+        return native.broker.counter if native is not None else broker.counter  # type: ignore[attr-defined]
 
     async def advance(self, seconds: float) -> None:
         """Let simulated time pass and the counter match resting orders against the new quotes."""

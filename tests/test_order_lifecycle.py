@@ -7,9 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Session, SessionFactory
+from conftest import BACKENDS, Session, SessionFactory
+
+from qmt_mcp.config import Config
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
+def cfg(request: pytest.FixtureRequest) -> Config:
+    return BACKENDS[request.param]
 
 
 async def _quote(session: Session, code: str) -> dict[str, Any]:
@@ -122,10 +129,10 @@ async def test_same_client_order_id_replays_and_never_places_twice(session: Sess
     second = await session.ok("place_order", **args)
     assert first["idempotent_replay"] is False and second["idempotent_replay"] is True
     assert second["order"]["order_id"] == first["order"]["order_id"]
-    assert len(session.worker.broker.counter.orders) == 1  # type: ignore[attr-defined]
+    assert len(session.counter.orders) == 1
     err = await session.error("place_order", **{**args, "volume": 200})
     assert err["code"] == "IDEMPOTENCY_CONFLICT"
-    assert len(session.worker.broker.counter.orders) == 1  # type: ignore[attr-defined]
+    assert len(session.counter.orders) == 1
 
 
 @pytest.mark.rule("MARKET_BEST5_CANCEL")
@@ -186,7 +193,7 @@ async def test_concurrent_requests_with_one_client_order_id_place_one_order(sess
     assert all(r["ok"] for r in results)
     assert sorted(r["idempotent_replay"] for r in results) == [False, True, True, True, True]
     assert len({r["order"]["order_id"] for r in results}) == 1
-    assert len(session.worker.broker.counter.orders) == 1  # type: ignore[attr-defined]
+    assert len(session.counter.orders) == 1
 
 
 async def test_impossible_broker_transition_is_refused_and_the_order_keeps_its_state(session: Session) -> None:
@@ -199,7 +206,7 @@ async def test_impossible_broker_transition_is_refused_and_the_order_keeps_its_s
                                price=q["ask_prices"][0]))["order"]
     assert placed["status"] == "succeeded"
     before = (await session.ok("get_order_events", account="sim"))["next_seq"]
-    broker_order = session.worker.broker.counter.orders[placed["order_id"]].to_broker()  # type: ignore[attr-defined]
+    broker_order = session.counter.orders[placed["order_id"]].to_broker()
     stale = replace(broker_order, status=OrderStatus.REPORTED, traded_volume=0)
     assert session.worker.service.apply_broker_order("sim", stale) is False
     after = await session.ok("get_order", account="sim", order_id=placed["order_id"])

@@ -6,9 +6,16 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import pytest
-from conftest import Session
+from conftest import BACKENDS, Session
+
+from qmt_mcp.config import Config
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
+def cfg(request: pytest.FixtureRequest) -> Config:
+    return BACKENDS[request.param]
 
 
 async def _quote(session: Session, code: str) -> dict[str, Any]:
@@ -18,7 +25,7 @@ async def _quote(session: Session, code: str) -> dict[str, Any]:
 async def _assert_nothing_placed(session: Session) -> None:
     assert (await session.ok("get_orders", account="sim"))["orders"] == []
     assert (await session.ok("get_order_events", account="sim"))["events"] == []
-    assert session.worker.broker.counter.orders == {}  # type: ignore[attr-defined]
+    assert session.counter.orders == {}
 
 
 @pytest.mark.parametrize(
@@ -116,11 +123,11 @@ async def test_selling_todays_buy_is_refused_t_plus_1_and_allowed_next_day(sessi
     await session.ok("place_order", account="sim", code="600000.SH", side="buy", volume=300, price=q["ask_prices"][2])
     pos = (await session.ok("get_positions", account="sim"))["positions"][0]
     assert pos["volume"] == 300 and pos["can_use_volume"] == 0
-    before = len(session.worker.broker.counter.orders)  # type: ignore[attr-defined]
+    before = len(session.counter.orders)
     err = await session.error("place_order", account="sim", code="600000.SH", side="sell", volume=300,
                               price=q["bid_prices"][0])
     assert err["code"] == "INSUFFICIENT_POSITION" and "T+1" in err["message"]
-    assert len(session.worker.broker.counter.orders) == before  # type: ignore[attr-defined]
+    assert len(session.counter.orders) == before
     await session.advance(24 * 3600)  # the next trading day
     pos = (await session.ok("get_positions", account="sim"))["positions"][0]
     assert pos["can_use_volume"] == 300
