@@ -216,3 +216,10 @@ def test_a_real_miniqmt_worker_off_windows_is_refused_with_what_to_do(tmp_path: 
     cfg = parse_config({"worker": {"backend": "xtquant"}, "xtquant": {"native": "real"}})
     with pytest.raises(ConfigError, match="qmt_path"):
         make_worker(cfg, tmp_path / "home", ManualClock(datetime(2026, 11, 20, 10, tzinfo=CN_TZ)))
+
+
+async def test_reading_past_ticks_does_not_mark_the_live_quote_stale(clock: ManualClock, tmp_path: Path) -> None:
+    async with xtq_session(clock, tmp_path / "home") as s:
+        ticks = (await s.ok("get_ticks", code="600000.SH", start="20261119", end="20261119093000"))["ticks"]
+        assert ticks
+        assert (await s.ok("health"))["data"] == {"fresh": True, "stale_codes": []}

@@ -48,6 +48,7 @@ class XtDataSource:
         self.trading = trading
         self._last: dict[str, tuple[int, Decimal]] = {}   # code -> (timetag, last price) seen last
         self.stale: set[str] = set()
+        self._instruments: dict[tuple[str, date], Instrument] = {}
 
     # ----- quotes
     def quotes(self, codes: list[str]) -> list[Quote]:
@@ -57,15 +58,14 @@ class XtDataSource:
             tick = ticks.get(code)
             if not tick:
                 raise UnknownInstrument(f"xtdata has no quote for {code}")
-            quote = self._quote(code, tick)
-            out.append(quote)
+            stale = self._check_stale(code, int(tick.get("time", 0)), _px(tick.get("lastPrice")))
+            out.append(self._quote(code, tick, stale))
         return out
 
-    def _quote(self, code: str, t: dict[str, Any]) -> Quote:
+    def _quote(self, code: str, t: dict[str, Any], stale: bool) -> Quote:
         inst = self.instrument(code)
         timetag = int(t.get("time", 0))
         last = _px(t.get("lastPrice"))
-        stale = self._check_stale(code, timetag, last)
         bids = tuple(Level(_px(p), int(v) * LOT) for p, v in zip(t.get("bidPrice", []), t.get("bidVol", []),
                                                                   strict=False) if float(p or 0) > 0)
         asks = tuple(Level(_px(p), int(v) * LOT) for p, v in zip(t.get("askPrice", []), t.get("askVol", []),
@@ -94,6 +94,17 @@ class XtDataSource:
 
     # ----- instruments
     def instrument(self, code: str) -> Instrument:
+        """Instrument details change once a trading day (limits, previous close); every quote needs
+        them, so they are read from xtdata once per code and day."""
+        key = (code, self.clock.now().astimezone(CN_TZ).date())
+        cached = self._instruments.get(key)
+        if cached is None:
+            if len(self._instruments) > 10_000:
+                self._instruments.clear()
+            cached = self._instruments[key] = self._read_instrument(code)
+        return cached
+
+    def _read_instrument(self, code: str) -> Instrument:
         d = self.xtdata.get_instrument_detail(code)
         if not d:
             raise UnknownInstrument(f"xtdata has no instrument {code}")
@@ -127,11 +138,8 @@ class XtDataSource:
         frame = (self.xtdata.get_market_data_ex([], [code], "tick", _stamp(start, False), _stamp(end, False),
                                                 limit, "none", True) or {}).get(code)
         rows = [] if frame is None else frame.to_dict("records")
-        return [self._quote_row(code, r) for r in rows[:limit]]
-
-    def _quote_row(self, code: str, r: dict[str, Any]) -> Quote:
-        q = self._quote(code, r)
-        return Quote(**{**q.__dict__, "stale": False})
+        # Historical ticks are not the live feed: they never touch the stale-quote detector.
+        return [self._quote(code, r, False) for r in rows[:limit]]
 
     # ----- lists
     def sectors(self) -> list[str]:
