@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -172,7 +172,7 @@ class XtQuantBroker:
             if trader is not None:
                 _RETIRED.append(trader)
             log.warning("xtquant connect to %s failed (%s); retrying in %.0f s", self.qmt_path, rc, self._backoff_s)
-            self._retry_at = now + _seconds(self._backoff_s)
+            self._retry_at = now + timedelta(seconds=self._backoff_s)
             self._backoff_s = min(self._backoff_s * 2, 30.0)
             return
         self.subscribed.clear()
@@ -244,6 +244,7 @@ class XtQuantBroker:
                               code=ErrorCode.CIRCUIT_OPEN, details={"api": api})
         trader = self._trader_or_raise()
         answer: Future[Any] = Future()
+        sent: list[int] = []
 
         def on_answer(value: Any) -> None:
             if not answer.done():
@@ -253,6 +254,7 @@ class XtQuantBroker:
             seq = send(trader, on_answer)
             if seq is None:
                 return
+            sent.append(seq)
             with self._lock:
                 if seq in self._early:
                     on_answer(self._early.pop(seq))
@@ -265,6 +267,9 @@ class XtQuantBroker:
                 value = await asyncio.wrap_future(answer)
         except TimeoutError:
             breaker.failure(self.clock.now())
+            with self._lock:   # a late answer, if one ever comes, has no one to wake
+                for seq in sent:
+                    self._pending.pop(seq, None)
             if submit:
                 raise SubmitIndeterminate(f"xtquant did not answer {api} in time; its outcome is unknown until "
                                           "reconciliation", details={"api": api}) from None
@@ -397,11 +402,6 @@ class XtQuantBroker:
 
 class _Lost(Exception):
     """The connection dropped while a call was waiting."""
-
-
-def _seconds(s: float) -> Any:
-    from datetime import timedelta
-    return timedelta(seconds=s)
 
 
 def _xttype() -> Any:

@@ -21,8 +21,9 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from ...domain.errors import QmtError
-from ...domain.orders import FIX_PRICE, MarketType, OrderRequest, OrderType, Side
+from ...domain.errors import BrokerReject, QmtError
+from ...domain.orders import FIX_PRICE, MARKET_PRICE_TYPES, OrderRequest, OrderType, Side
+from ...domain.status import STATUS_XT
 from ..port import (
     AssetChanged,
     BrokerEvent,
@@ -51,9 +52,8 @@ REQUEST_STRUCTS = (
 
 log = logging.getLogger(__name__)
 SECURITY_ACCOUNT, STOCK_BUY, STOCK_SELL = 2, 23, 24
-# xtconstant price types the stand-in maps back to market types, per exchange semantics.
-_MARKET_BY_PRICE_TYPE = {42: MarketType.BEST5_CANCEL, 43: MarketType.BEST5_LIMIT, 44: MarketType.COUNTERPARTY_BEST,
-                         45: MarketType.OWN_BEST, 46: MarketType.IOC, 47: MarketType.BEST5_CANCEL, 48: MarketType.FOK}
+# The counter reads a market order's type back from its xtconstant price type (the domain's table).
+_MARKET_BY_PRICE_TYPE = {pt: mt for (_, mt), pt in MARKET_PRICE_TYPES.items()}
 
 
 class _Struct:
@@ -404,13 +404,11 @@ def _order_request(req: Any) -> OrderRequest:
         return OrderRequest("", req.m_strStockCode, side, int(req.m_nOrderVolume), OrderType.LIMIT, price, None)
     market = _MARKET_BY_PRICE_TYPE.get(int(req.m_nPriceType))
     if market is None:
-        from ...domain.errors import BrokerReject
         raise BrokerReject(f"price type {req.m_nPriceType} is not supported by this counter")
     return OrderRequest("", req.m_strStockCode, side, int(req.m_nOrderVolume), OrderType.MARKET, price, market)
 
 
 def xt_order(o: BrokerOrder) -> SimpleNamespace:
-    from ...domain.status import STATUS_XT
     return SimpleNamespace(
         account_type=SECURITY_ACCOUNT, account_id=o.account_id, stock_code=o.code, order_id=o.order_id,
         order_sysid=str(o.order_id), order_time=int(o.time.timestamp()),
