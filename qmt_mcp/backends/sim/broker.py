@@ -141,10 +141,7 @@ class SimBroker:
         ]
 
     async def sectors(self) -> list[str]:
-        names: list[str] = []
-        for item in self.market.listings.values():
-            names.extend(s for s in item.sectors if s not in names)
-        return names
+        return self.market.sector_names()
 
     # ----- trading
     async def place_order(self, account_id: str, req: OrderRequest, remark: str) -> int:

@@ -140,6 +140,12 @@ class SimMarket:
             raise UnknownInstrument(f"no simulated data before {FIRST_DAY}")
         return item
 
+    def sector_names(self) -> list[str]:
+        names: list[str] = []
+        for item in self.listings.values():
+            names.extend(s for s in item.sectors if s not in names)
+        return names
+
     def tick_li(self, code: str) -> int:
         return int(price_tick(board_of(code)) / LI)
 

@@ -63,6 +63,20 @@ class ReplaySeries:
             self.day_first.setdefault(d, i)
             self.day_last[d] = i
         self.days = sorted(self.day_first)
+        # Running open/high/low of each tick's day, and each day's previous close, computed once:
+        # every quote reads them.
+        self._running: list[tuple[Decimal, Decimal, Decimal]] = []
+        for i, t in enumerate(self.ticks):
+            if i == self.day_first[t.time.date()]:
+                self._running.append((t.last, t.last, t.last))
+            else:
+                o, hi, lo = self._running[-1]
+                self._running.append((o, max(hi, t.last), min(lo, t.last)))
+        self._pre: dict[date, Decimal] = {}
+        prev = self.ticks[0].last
+        for d in self.days:
+            self._pre[d] = prev
+            prev = self.ticks[self.day_last[d]].last
 
     def index_at(self, at: datetime) -> int:
         """Index of the quote in force at `at`; UnknownInstrument before the first."""
@@ -72,16 +86,14 @@ class ReplaySeries:
         return i
 
     def pre_close(self, day: date) -> Decimal:
-        before = [d for d in self.days if d < day]
-        if before:
-            return self.ticks[self.day_last[before[-1]]].last
-        return self.ticks[0].last
+        if day in self._pre:
+            return self._pre[day]
+        k = bisect.bisect_left(self.days, day)   # a day without data: the last close before it
+        return self.ticks[self.day_last[self.days[k - 1]]].last if k else self.ticks[0].last
 
     def day_range(self, i: int) -> tuple[Decimal, Decimal, Decimal]:
         """(open, high, low) of tick i's day up to and including tick i."""
-        first = self.day_first[self.ticks[i].time.date()]
-        prices = [t.last for t in self.ticks[first:i + 1]]
-        return prices[0], max(prices), min(prices)
+        return self._running[i]
 
     def bars(self, start: datetime, end: datetime, minutes: int) -> list[Bar]:
         """Bars cut on wall-clock boundaries of `minutes` from midnight, from the quotes in [start, end]."""

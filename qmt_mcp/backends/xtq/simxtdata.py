@@ -104,10 +104,7 @@ class SimXtData:
         return self.broker.bar_list(code, period, start, end, count)
 
     def get_sector_list(self) -> list[str]:
-        names: list[str] = []
-        for item in self.broker.market.listings.values():
-            names.extend(s for s in item.sectors if s not in names)
-        return names
+        return self.broker.market.sector_names()
 
     def get_stock_list_in_sector(self, sector_name: str, real_timetag: int = -1) -> list[str]:
         day = self.broker.session_day()
