@@ -1,6 +1,12 @@
-"""The SDK's floor: a trivial MCPServer tool over stdio, measured beside qmt-mcp in the same run."""
+"""The SDK's floor: a trivial MCPServer tool, measured beside qmt-mcp in the same run.
+
+    python benchmarks/floor_server.py            # stdio
+    python benchmarks/floor_server.py --http N   # streamable HTTP on 127.0.0.1:N at /mcp
+"""
 
 from __future__ import annotations
+
+import argparse
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
@@ -20,4 +26,10 @@ def echo(value: str) -> Echo:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--http", type=int, metavar="PORT")
+    port = ap.parse_args().http
+    if port is None:
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host="127.0.0.1", port=port, streamable_http_path="/mcp")

@@ -19,6 +19,8 @@ from .config import Config, ConfigError, config_path, home_dir, load_config
 log = logging.getLogger("qmt_mcp")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 GRACE_S = 3  # on shutdown, open event streams are closed after this long instead of awaited for ever
+# The worker holds an idle connection this long; its clients (server/wire.py) let go well before.
+WORKER_KEEP_ALIVE_S = 60
 
 
 def _setup_logging(level: str) -> None:
@@ -130,10 +132,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             uds = Path(args.uds)
             uds.unlink(missing_ok=True)
             config = uvicorn.Config(app, uds=str(uds), log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=GRACE_S)
+                                    timeout_graceful_shutdown=GRACE_S, timeout_keep_alive=WORKER_KEEP_ALIVE_S)
         else:
             config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=GRACE_S)
+                                    timeout_graceful_shutdown=GRACE_S, timeout_keep_alive=WORKER_KEEP_ALIVE_S)
         try:
             uvicorn.Server(config).run()
         finally:

@@ -37,7 +37,7 @@ class ServerConfig(_Strict):
 
 
 class WorkerConfig(_Strict):
-    url: str = ""
+    url: str = Field("", pattern=r"^(https?://[^/\s]+(/\S*)?)?$")  # empty: spawn a local worker
     token_env: str = "QMT_WORKER_TOKEN"
     backend: Literal["sim", "xtquant"] = "sim"
     call_timeout_s: float = Field(10, gt=0)

@@ -15,7 +15,7 @@ from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
 from qmt_mcp.server.events import EventFeed, LegacySubscriptions
 from qmt_mcp.server.supervisor import socket_path
-from qmt_mcp.server.worker_client import WorkerClient, http_for
+from qmt_mcp.server.worker_client import Endpoint, WorkerClient
 
 pytestmark = pytest.mark.anyio
 
@@ -45,15 +45,15 @@ async def test_feed_resumes_after_the_stream_drops_with_no_missing_seq(clock: Ma
     feed = EventFeed(client, bus, LegacySubscriptions(), on_event=lambda ev: seqs.append(ev["seq"]))
     with anyio.fail_after(30):
         async with serve_worker(worker, sock), anyio.create_task_group() as tg:
-            await client.rebind(http_for(str(sock), None), TOKEN)
+            await client.rebind(Endpoint(str(sock)), TOKEN)
             tg.start_soon(feed.run)
             _append(worker, 3)
             await _until(lambda: feed.last_seq == 3)
             # The worker becomes unreachable (its stream drops, reconnects fail) while its journal grows.
-            await client.rebind(http_for(str(tmp_path / "nothing-here.sock"), None), TOKEN)
+            await client.rebind(Endpoint(str(tmp_path / "nothing-here.sock")), TOKEN)
             await _until(lambda: not feed.connected)
             _append(worker, 4)
-            await client.rebind(http_for(str(sock), None), TOKEN)
+            await client.rebind(Endpoint(str(sock)), TOKEN)
             _append(worker, 2)
             await _until(lambda: feed.last_seq == 9)
             tg.cancel_scope.cancel()
@@ -75,12 +75,12 @@ async def test_feed_notices_a_journal_it_was_not_following(clock: ManualClock, t
     feed = EventFeed(client, bus, LegacySubscriptions())
     with anyio.fail_after(30):
         async with serve_worker(first, sock_a), serve_worker(second, sock_b), anyio.create_task_group() as tg:
-            await client.rebind(http_for(str(sock_a), None), TOKEN)
+            await client.rebind(Endpoint(str(sock_a)), TOKEN)
             tg.start_soon(feed.run)
             _append(first, 5)
             await _until(lambda: feed.last_seq == 5)
             updated.clear()
-            await client.rebind(http_for(str(sock_b), None), TOKEN)
+            await client.rebind(Endpoint(str(sock_b)), TOKEN)
             _append(second, 2)
             await _until(lambda: feed.gaps == 1 and feed.last_seq == 3)  # 2 events and the gap note
             tg.cancel_scope.cancel()

@@ -27,7 +27,7 @@ import anyio
 from anyio.abc import Process
 
 from ..domain.errors import QmtError
-from .worker_client import WorkerClient, http_for
+from .worker_client import Endpoint, WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
 READY_TIMEOUT_S = 30.0
@@ -86,7 +86,7 @@ class WorkerSupervisor:
         info = self._read_info()
         if info is None or (self._process is not None and info.get("pid") == self._process.pid):
             return False
-        await self.client.rebind(http_for(info.get("uds"), info.get("url")), info["token"])
+        await self.client.rebind(Endpoint(info.get("uds"), info.get("url")), info["token"])
         try:
             await self.client.call("health", {}, budget_s=2.0)
         except QmtError:
@@ -116,7 +116,7 @@ class WorkerSupervisor:
         self._process = await anyio.open_process(
             cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None
         )
-        await self.client.rebind(http_for(uds, url), token)
+        await self.client.rebind(Endpoint(uds, url), token)
         await self._wait_ready(self._process)
         self.attached = False
         self._write_info({"uds": uds, "url": url, "token": token, "pid": self._process.pid})

@@ -1,35 +1,50 @@
-"""The MCP server's client of the worker API (httpx; Unix socket, TCP, or in-process ASGI for tests).
+"""The MCP server's client of the worker API, over a Unix socket or TCP.
 
-Transport failures become contract errors here. A call that changes broker state and fails after
-its request may have been sent is SUBMIT_INDETERMINATE, never retried.
+Calls go through `wire.WirePool` (lean, kept-alive HTTP/1.1); the event stream and raw requests use
+httpx. Transport failures become contract errors here. A call that changes broker state and fails
+after its request may have been sent is SUBMIT_INDETERMINATE, never retried.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ..domain.errors import ErrorCode, QmtError, StateChanged, SubmitIndeterminate
+from .wire import WireConnectError, WireError, WirePool
 
 log = logging.getLogger("qmt_mcp.server")
 STATE_CHANGING = {"place_order", "cancel_order", "reset_risk"}
 
 
-def http_for(uds: str | None, url: str | None) -> httpx.AsyncClient:
-    if uds is not None:
-        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=uds), base_url="http://worker")
-    return httpx.AsyncClient(base_url=(url or "").rstrip("/"))
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a worker listens: a Unix socket, or an http(s) URL."""
+
+    uds: str | None = None
+    url: str | None = None
+
+    def http(self) -> httpx.AsyncClient:
+        if self.uds is not None:
+            return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.uds), base_url="http://worker")
+        return httpx.AsyncClient(base_url=(self.url or "").rstrip("/"))
+
+    def wire(self) -> WirePool:
+        return WirePool(self.uds, self.url)
 
 
 class WorkerClient:
     """One logical connection to "the worker"; `rebind` points it at a restarted or another worker."""
 
     def __init__(
-        self, http: httpx.AsyncClient | None, token: str, timeout_s: float = 40.0, *, supervised: bool = False
+        self, endpoint: Endpoint | None, token: str, timeout_s: float = 40.0, *, supervised: bool = False
     ) -> None:
-        self._http = http
+        self._http = endpoint.http() if endpoint else None
+        self._wire = endpoint.wire() if endpoint else None
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = timeout_s
         # A supervised local worker gets a fresh token per spawn: a 401 means it was replaced.
@@ -37,20 +52,24 @@ class WorkerClient:
 
     @classmethod
     def for_uds(cls, path: str, token: str, timeout_s: float = 40.0) -> WorkerClient:
-        return cls(http_for(path, None), token, timeout_s)
+        return cls(Endpoint(uds=path), token, timeout_s)
 
     @classmethod
     def for_url(cls, url: str, token: str, timeout_s: float = 40.0) -> WorkerClient:
-        return cls(http_for(None, url), token, timeout_s)
+        return cls(Endpoint(url=url), token, timeout_s)
 
-    async def rebind(self, http: httpx.AsyncClient, token: str) -> None:
-        old, self._http = self._http, http
+    async def rebind(self, endpoint: Endpoint, token: str) -> None:
+        old_http, old_wire = self._http, self._wire
+        self._http, self._wire = endpoint.http(), endpoint.wire()
         self._headers = {"Authorization": f"Bearer {token}"}
-        if old is not None:
-            await old.aclose()
+        if old_http is not None:
+            await old_http.aclose()
+        if old_wire is not None:
+            await old_wire.aclose()
 
     @property
     def http(self) -> httpx.AsyncClient | None:
+        """For the event stream and raw requests; calls go through `call`."""
         return self._http
 
     @property
@@ -60,22 +79,24 @@ class WorkerClient:
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
 
     async def call(
         self, name: str, args: dict[str, Any], extra_timeout: float = 0.0, budget_s: float | None = None
     ) -> dict[str, Any]:
         """The worker's payload; raises QmtError with the worker's code on an error answer."""
-        if self._http is None:
+        if self._wire is None:
             raise QmtError("no worker is connected yet", code=ErrorCode.WORKER_UNAVAILABLE)
         try:
-            resp = await self._http.post(
-                f"/v1/{name}", json=args, headers=self._headers,
-                timeout=(budget_s or self._timeout) + extra_timeout,
+            status, raw = await self._wire.post(
+                f"/v1/{name}", json.dumps(args).encode(), self._headers,
+                (budget_s or self._timeout) + extra_timeout, retry_safe=name not in STATE_CHANGING,
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except WireConnectError as exc:
             # Nothing was sent: safe to say no state changed.
             raise QmtError("the worker is not reachable", code=ErrorCode.WORKER_UNAVAILABLE) from exc
-        except httpx.HTTPError as exc:
+        except WireError as exc:
             if name == "place_order":
                 raise SubmitIndeterminate(
                     "the worker stopped answering after the order was sent",
@@ -85,16 +106,16 @@ class WorkerClient:
             raise QmtError("the worker did not answer", code=ErrorCode.WORKER_UNAVAILABLE,
                            state_changed=state) from exc
         try:
-            body = resp.json()
+            body = json.loads(raw)
         except ValueError as exc:
-            raise QmtError(f"the worker answered HTTP {resp.status_code} without JSON",
+            raise QmtError(f"the worker answered HTTP {status} without JSON",
                            code=ErrorCode.INTERNAL, state_changed="unknown") from exc
         if not isinstance(body, dict):
             raise QmtError("the worker answered with a non-object", code=ErrorCode.INTERNAL)
         if body.get("ok") is True:
             body.pop("ok")
             return body
-        if resp.status_code == 401 and self._supervised:
+        if status == 401 and self._supervised:
             raise QmtError("the worker was restarted; reconnecting", code=ErrorCode.WORKER_UNAVAILABLE)
         err = body.get("error") if isinstance(body.get("error"), dict) else {}
-        raise QmtError.from_dict(err or {"code": "INTERNAL", "message": f"HTTP {resp.status_code}"})
+        raise QmtError.from_dict(err or {"code": "INTERNAL", "message": f"HTTP {status}"})

@@ -1,0 +1,374 @@
+"""qmt-mcp's numbers, beside the MCP SDK's own floor measured in the same run.
+
+    python benchmarks/run.py [--quick] [--json PATH]
+
+One table:
+- `get_quote`, `get_klines`, `preview_order`, `place_order` (a resting buy) and `cancel_order` round
+  trips over stdio and streamable HTTP: p50, p99, and the p50's ratio to the floor, a trivial
+  MCPServer tool on the same transport, called interleaved with them so both see the same load;
+- place-to-fill-event (the `place_order` call to the arrival of the positions notification its fill
+  causes) and fill-to-notification (the fill's own journal time to that arrival), over both;
+- 20 concurrent streamable-HTTP clients, each running quotes, previews, and place+cancel pairs:
+  throughput, p99, errors;
+- the resident memory of the server and its worker after all of it;
+- the simulator's matcher throughput with a busy book (benchmarks/matcher.py).
+
+Targets (exit status 1 when one is missed): get_quote p50 within 2x the floor over stdio;
+place-to-fill-event p99 under 20 ms; no errors under concurrency; server + worker under 150 MB RSS.
+Risk limits are lifted for the run; every server works in its own temporary state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import matcher  # noqa: E402  (a sibling script)
+
+CONFIG = """\
+[risk]
+enabled = false
+
+[accounts.sim]
+account_id = "88000001"
+initial_cash = 100000000
+"""
+ACCOUNT = "sim"
+FLOOR_ARGS = {"value": "600000.SH"}
+TOKEN = "bench-token"
+
+
+@dataclass
+class Row:
+    measure: str
+    transport: str
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    floor_p50_ms: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ok(res: Any) -> dict[str, Any]:
+    if res.is_error or not isinstance(res.structured_content, dict) or not res.structured_content.get("ok"):
+        raise RuntimeError(f"tool failed: {res.structured_content or res.content}")
+    return res.structured_content
+
+
+# ----- servers
+
+def fresh_home() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="qmt-mcp-bench-"))
+    (home / "config.toml").write_text(CONFIG)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_port(port: int) -> None:
+    with anyio.fail_after(60):
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def http_process(argv: list[str], env: dict[str, str], port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+    try:
+        await wait_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@asynccontextmanager
+async def http_client(port: int, token: str | None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
+            Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as c:
+        yield c
+
+
+# ----- measurements
+
+class Orders:
+    """Unique client order ids: a reused one would replay, not trade."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag, self.n = tag, 0
+
+    def cid(self) -> str:
+        self.n += 1
+        return f"{self.tag}-{self.n}"
+
+
+async def round_trips(c: Client, floor: Client, rounds: int, tag: str) -> dict[str, list[float]]:
+    quote = ok(await c.call_tool("get_quote", {"codes": ["600000.SH"]}))["quotes"][0]
+    low = quote["down_limit"]  # a buy at the down limit rests, so it can be cancelled
+    ids = Orders(tag)
+    placed: list[int] = []
+
+    async def place() -> None:
+        res = ok(await c.call_tool("place_order", {"account": ACCOUNT, "code": "600000.SH", "side": "buy",
+                                                    "volume": 100, "price": low, "client_order_id": ids.cid()}))
+        placed.append(int(res["order"]["order_id"]))
+
+    async def cancel() -> None:
+        ok(await c.call_tool("cancel_order", {"account": ACCOUNT, "order_id": placed.pop()}))
+
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "floor": lambda: floor.call_tool("echo", FLOOR_ARGS),
+        "get_quote": lambda: c.call_tool("get_quote", {"codes": ["600000.SH"]}),
+        "get_klines": lambda: c.call_tool("get_klines", {"code": "600000.SH", "period": "1d", "count": 60}),
+        "preview_order": lambda: c.call_tool("preview_order", {"account": ACCOUNT, "code": "600000.SH",
+                                                               "side": "buy", "volume": 100, "price": low}),
+        "place_order": place,
+        "cancel_order": cancel,
+    }
+    samples: dict[str, list[float]] = {k: [] for k in calls}
+    for i in range(rounds + 20):  # the first 20 warm both servers up and are not counted
+        for name, fn in calls.items():  # interleaved: the floor and every tool see the same load
+            t0 = time.perf_counter()
+            res = await fn()
+            dt = (time.perf_counter() - t0) * 1000
+            if res is not None and name != "floor":
+                ok(res)
+            if i >= 20:
+                samples[name].append(dt)
+    return samples
+
+
+async def fills(c: Client, orders: int, tag: str) -> tuple[list[float], list[float]]:
+    """(place-to-fill-event, fill-to-notification) in ms, one marketable buy at a time."""
+    uri = f"qmt://accounts/{ACCOUNT}/positions"
+    codes = ("600000.SH", "000001.SZ")
+    ids = Orders(tag)
+    place_to_event: list[float] = []
+    fill_to_note: list[float] = []
+    async with c.listen(resource_subscriptions=[uri]) as sub:
+        it = sub.__aiter__()
+        for i in range(orders + 10):
+            code = codes[i % len(codes)]
+            cid = ids.cid()
+            quote = ok(await c.call_tool("get_quote", {"codes": [code]}))["quotes"][0]
+            price = quote["ask_prices"][-1]  # marketable now, and inside the price cage
+            t0 = time.perf_counter()
+            ok(await c.call_tool("place_order", {"account": ACCOUNT, "code": code, "side": "buy", "volume": 100,
+                                                 "price": price, "client_order_id": cid}))
+            with anyio.fail_after(30):
+                await it.__anext__()
+            elapsed = (time.perf_counter() - t0) * 1000
+            arrived = time.time()
+            got = ok(await c.call_tool("get_order", {"account": ACCOUNT, "client_order_id": cid}))
+            trades = [e for e in got["events"] if e["type"] == "trade"]
+            if not trades:
+                raise RuntimeError(f"order {cid} did not fill: {got['order']['status']}")
+            filled = datetime.fromisoformat(trades[-1]["time"]).timestamp()
+            if i >= 10:
+                place_to_event.append(elapsed)
+                fill_to_note.append((arrived - filled) * 1000)
+    return place_to_event, fill_to_note
+
+
+async def concurrency(port: int, clients: int, rounds: int) -> tuple[float, list[float], int, int]:
+    """(calls/s, latencies ms, errors, calls) for `clients` sessions at once, each its own connection.
+    The clock starts when every client has connected; each round is a quote, a preview, and a
+    resting buy that is then cancelled."""
+    latencies: list[float] = []
+    errors = 0
+    ready = 0
+    all_ready, go = anyio.Event(), anyio.Event()
+
+    async def timed(c: Client, k: int, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal errors
+        t0 = time.perf_counter()
+        try:
+            body = ok(await c.call_tool(name, args))
+        except Exception as exc:
+            errors += 1
+            print(f"  client {k}: {name} failed: {exc}", file=sys.stderr)
+            return None
+        latencies.append((time.perf_counter() - t0) * 1000)
+        return body
+
+    async def one(k: int) -> None:
+        nonlocal ready
+        async with http_client(port, TOKEN) as c:
+            low = ok(await c.call_tool("get_quote", {"codes": ["000001.SZ"]}))["quotes"][0]["down_limit"]
+            order = {"account": ACCOUNT, "code": "000001.SZ", "side": "buy", "volume": 100, "price": low}
+            ready += 1
+            if ready == clients:
+                all_ready.set()
+            await go.wait()
+            for r in range(rounds):
+                await timed(c, k, "get_quote", {"codes": ["600000.SH", "000001.SZ"]})
+                await timed(c, k, "preview_order", order)
+                placed = await timed(c, k, "place_order", {**order, "client_order_id": f"c{k}-{r}"})
+                if placed is not None:
+                    await timed(c, k, "cancel_order", {"account": ACCOUNT, "order_id": placed["order"]["order_id"]})
+
+    async with anyio.create_task_group() as tg:
+        for k in range(clients):
+            tg.start_soon(one, k)
+        with anyio.fail_after(120):
+            await all_ready.wait()
+        t0 = time.perf_counter()
+        go.set()
+    elapsed = time.perf_counter() - t0
+    calls = len(latencies) + errors
+    return calls / elapsed, latencies, errors, calls
+
+
+# ----- memory
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def worker_pid(home: Path) -> int | None:
+    try:
+        return int(json.loads((home / "worker.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ----- the run
+
+def rows_for(transport: str, samples: dict[str, list[float]]) -> list[Row]:
+    floor = statistics.median(samples["floor"])
+    out = [Row("SDK floor (trivial tool)", transport, len(samples["floor"]), floor, pct(samples["floor"], 0.99),
+               floor, 1.0)]
+    for name, s in samples.items():
+        if name == "floor":
+            continue
+        p50 = statistics.median(s)
+        row = Row(name, transport, len(s), p50, pct(s, 0.99), floor, p50 / floor)
+        if name == "get_quote" and transport == "stdio":
+            row.target, row.met = "p50 <= 2x floor", p50 <= 2 * floor
+        out.append(row)
+    return out
+
+
+def fill_rows(transport: str, place_to_event: list[float], fill_to_note: list[float]) -> list[Row]:
+    p99 = pct(place_to_event, 0.99)
+    return [
+        Row("place -> fill event", transport, len(place_to_event), statistics.median(place_to_event), p99,
+            target="p99 < 20 ms", met=p99 < 20),
+        Row("fill -> notification", transport, len(fill_to_note), statistics.median(fill_to_note),
+            pct(fill_to_note, 0.99)),
+    ]
+
+
+async def main(quick: bool, json_path: str | None) -> int:
+    rounds, fill_n, conc_rounds = (60, 60, 5) if quick else (400, 300, 25)
+    rows: list[Row] = []
+    py = sys.executable
+
+    print(f"stdio: {rounds} rounds of each call ...", file=sys.stderr)
+    home = fresh_home()
+    qmt = StdioServerParameters(command=py, args=["-m", "qmt_mcp", "serve"], env={"QMT_MCP_HOME": str(home)})
+    floor = StdioServerParameters(command=py, args=[str(HERE / "floor_server.py")])
+    async with Client(qmt) as c, Client(floor) as f:
+        rows += rows_for("stdio", await round_trips(c, f, rounds, "rt"))
+        rows += fill_rows("stdio", *await fills(c, fill_n, "fill"))
+
+    print(f"streamable HTTP: {rounds} rounds of each call, 20 clients at once ...", file=sys.stderr)
+    home = fresh_home()
+    port, floor_port = free_port(), free_port()
+    qmt_argv = [py, "-m", "qmt_mcp", "serve", "--transport", "streamable-http", "--port", str(port)]
+    floor_argv = [py, str(HERE / "floor_server.py"), "--http", str(floor_port)]
+    async with http_process(qmt_argv, {"QMT_MCP_HOME": str(home), "QMT_MCP_TOKEN": TOKEN}, port) as server, \
+            http_process(floor_argv, {}, floor_port):
+        async with http_client(port, TOKEN) as c, http_client(floor_port, None) as f:
+            rows += rows_for("streamable HTTP", await round_trips(c, f, rounds, "rt"))
+            rows += fill_rows("streamable HTTP", *await fills(c, fill_n, "fill"))
+        rate, lat, errors, calls = await concurrency(port, 20, conc_rounds)
+        rows.append(Row("20 concurrent clients", "streamable HTTP", calls, statistics.median(lat), pct(lat, 0.99),
+                        target="0 errors", met=errors == 0,
+                        extra={"calls_per_s": round(rate, 1), "errors": errors}))
+        wpid = worker_pid(home)
+        server_mb, worker_mb = rss_mb(server.pid), (rss_mb(wpid) if wpid else None)
+    if server_mb is not None and worker_mb is not None:
+        total = server_mb + worker_mb
+        rows.append(Row("RSS server + worker (MB)", "after the HTTP run", 1, total, total, target="< 150 MB",
+                        met=total < 150, extra={"server_mb": round(server_mb, 1), "worker_mb": round(worker_mb, 1)}))
+
+    print("matcher ...", file=sys.stderr)
+    cold, warm = matcher.quote_costs()
+    rate_m, poll = matcher.matcher(500 if quick else 2000, 500 if quick else 2000)
+
+    print(f"\nqmt-mcp benchmarks: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{'quick' if quick else 'full'} run\n")
+    print("| measure | transport | n | p50 ms | p99 ms | floor p50 ms | p50 / floor | target |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        floor_s = f"{r.floor_p50_ms:.2f}" if r.floor_p50_ms is not None else ""
+        ratio_s = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        target = f"{r.target}: {'met' if r.met else 'MISSED'}" if r.target else ""
+        extra = "".join(f", {k} {v}" for k, v in r.extra.items())
+        print(f"| {r.measure}{extra} | {r.transport} | {r.samples} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {floor_s} "
+              f"| {ratio_s} | {target} |")
+    sim = {"day_build_ms": round(cold * 1000, 2), "quote_us": round(warm * 1e6, 1),
+           "orders_per_s_busy_book": round(rate_m), "matching_pass_ms": round(poll * 1000, 2)}
+    print(f"\nsimulator: synthetic day build {sim['day_build_ms']} ms, quote {sim['quote_us']} µs, "
+          f"{sim['orders_per_s_busy_book']:,} orders/s with a busy book, matching pass {sim['matching_pass_ms']} ms")
+    missed = [r.measure for r in rows if r.met is False]
+    print("\nall targets met" if not missed else f"\ntargets MISSED: {', '.join(missed)}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"machine": {"arch": platform.machine(), "cpus": os.cpu_count(),
+                                                           "python": platform.python_version()},
+                                               "quick": quick, "rows": [asdict(r) for r in rows],
+                                               "simulator": sim, "targets_missed": missed}, indent=2))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    a = ap.parse_args()
+    sys.exit(anyio.run(main, a.quick, a.json))
