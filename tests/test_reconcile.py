@@ -75,7 +75,7 @@ async def test_order_typed_by_hand_at_the_counter_is_imported_as_external_and_co
     async with open_session(worker, clock) as s:
         counter = worker.broker.counter  # type: ignore[attr-defined]
         sink = counter._sink
-        counter.set_sink(lambda ev: None)
+        counter.set_sink(lambda evs: None)
         q = (await s.ok("get_quote", codes=["000001.SZ"]))["quotes"][0]
         req = parse_order_request({"account": "sim", "code": "000001.SZ", "side": "buy", "volume": 200,
                                    "price": str(q["bid_prices"][4])})

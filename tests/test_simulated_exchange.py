@@ -36,7 +36,7 @@ class Sim:
         self.broker = SimBroker(seed=42, clock=self.clock, fees=FeeSchedule(), state_path=None, clock_mode=mode,
                                 accounts={"A": PaperAccount(Decimal(1_000_000), positions or {})})
         self.events: list[BrokerEvent] = []
-        self.broker.set_sink(self.events.append)
+        self.broker.set_sink(self.events.extend)
         self.counter = self.broker.counter
 
     def quote(self, code: str) -> Quote:

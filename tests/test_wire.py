@@ -18,7 +18,8 @@ Answer = Callable[[int], bytes | None]  # request number -> raw answer, or None 
 
 
 def _json(body: bytes, extra: str = "") -> bytes:
-    return f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {len(body)}\r\n\r\n".encode() + body
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
 
 
 class RawServer:
@@ -160,7 +161,7 @@ async def test_no_worker_is_a_connect_error(tmp_path: Path) -> None:
     pool = WirePool(str(tmp_path / "nobody.sock"), None)
     with pytest.raises(WireConnectError):
         await pool.post("/v1/x", b"{}", {}, 1)
-    with pytest.raises(ValueError, match="worker.url"):
+    with pytest.raises(ValueError, match=r"worker\.url"):
         WirePool(None, "ftp://example")
 
 

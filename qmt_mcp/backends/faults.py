@@ -15,6 +15,7 @@ QMT_MCP_FAULTS environment variable of `qmt-mcp worker`, for fault rehearsals wi
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import anyio
@@ -50,9 +51,9 @@ class FaultInjectingBroker:
         self._sink = sink
         self.inner.set_sink(self._forward)
 
-    def _forward(self, event: BrokerEvent) -> None:
+    def _forward(self, events: Sequence[BrokerEvent]) -> None:
         if not self._muted and self._sink is not None:
-            self._sink(event)
+            self._sink(events)
 
     def script(self, method: str, mode: Mode, error: QmtError | None = None) -> None:
         self._faults[method].append((mode, error))

@@ -2,12 +2,13 @@
 
 Implementations translate their vendor's types, return codes and exceptions at this boundary:
 `sim` (the embedded simulator) and, later, `xtquant`. Pushes reach the worker through the sink
-given to `set_sink`, in the broker's order: order status, trade, position, asset.
+given to `set_sink`, in the broker's order: order status, trade, position, asset. The pushes of one
+state change arrive together, so the worker can journal them in one transaction (one fsync).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -140,7 +141,7 @@ class CancelFailed:
 
 
 BrokerEvent = OrderUpdated | TradeFilled | PositionChanged | AssetChanged | OrderFailed | CancelFailed
-Sink = Callable[[BrokerEvent], None]
+Sink = Callable[[Sequence[BrokerEvent]], None]  # one state change's pushes, in order
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -54,10 +56,17 @@ def _record_from_json(text: str) -> OrderRecord:
     return OrderRecord(**d)
 
 
+MAX_DECODED = 20_000
+
+
 class Journal:
     def __init__(self, path: Path | None) -> None:
         self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
         self._lock = threading.RLock()
+        self._batch_depth = 0
+        # Risk checks read all of today's records for every order: decoding each stored text once
+        # (records are immutable, so equal text is an equal record) keeps that cheap late in a day.
+        self._decoded: dict[str, OrderRecord] = {}
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed order record survives power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -72,9 +81,35 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes made inside commit together at the end (one fsync), or not at all. For synchronous
+        code only: nothing may await inside, or another request's write could join the batch and
+        be answered before it is durable."""
+        with self._lock:
+            if self._batch_depth:
+                yield
+                return
+            self._batch_depth = 1
+            try:
+                with self._db:
+                    yield
+            finally:
+                self._batch_depth = 0
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write: its own transaction, or part of the batch in progress."""
+        with self._lock:
+            if self._batch_depth:
+                yield
+            else:
+                with self._db:
+                    yield
+
     # ----- orders
     def put_order(self, r: OrderRecord) -> None:
-        with self._lock, self._db:
+        with self._write():
             self._db.execute(
                 "INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?)",
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at),
@@ -82,7 +117,7 @@ class Journal:
 
     def insert_order(self, r: OrderRecord) -> bool:
         """Reserve a client_order_id; False if the account already has it."""
-        with self._lock, self._db:
+        with self._write():
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?)",
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at),
@@ -94,14 +129,14 @@ class Journal:
             row = self._db.execute(
                 "SELECT data FROM orders WHERE account=? AND client_order_id=?", (account, client_order_id)
             ).fetchone()
-        return None if row is None else _record_from_json(row[0])
+        return None if row is None else self._record(row[0])
 
     def order_by_id(self, account: str, order_id: int) -> OrderRecord | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT data FROM orders WHERE account=? AND order_id=?", (account, order_id)
             ).fetchone()
-        return None if row is None else _record_from_json(row[0])
+        return None if row is None else self._record(row[0])
 
     def orders(self, account: str, since: str = "") -> list[OrderRecord]:
         with self._lock:
@@ -109,7 +144,15 @@ class Journal:
                 "SELECT data FROM orders WHERE account=? AND created_at>=? ORDER BY created_at, rowid",
                 (account, since),
             ).fetchall()
-        return [_record_from_json(r[0]) for r in rows]
+        return [self._record(r[0]) for r in rows]
+
+    def _record(self, text: str) -> OrderRecord:
+        rec = self._decoded.get(text)
+        if rec is None:
+            if len(self._decoded) >= MAX_DECODED:
+                self._decoded.clear()
+            rec = self._decoded[text] = _record_from_json(text)
+        return rec
 
     def unresolved_orders(self, account: str) -> list[OrderRecord]:
         """Records whose broker outcome we do not know: pending_submit and indeterminate."""
@@ -120,7 +163,7 @@ class Journal:
         self, account: str, time: str, type_: str, order_id: int | None, client_order_id: str | None,
         data: dict[str, Any],
     ) -> dict[str, Any]:
-        with self._lock, self._db:
+        with self._write():
             cur = self._db.execute(
                 "INSERT INTO events (account, time, type, order_id, client_order_id, data) VALUES (?,?,?,?,?,?)",
                 (account, time, type_, order_id, client_order_id, json.dumps(data)),
@@ -182,7 +225,7 @@ class Journal:
         }
 
     def put_risk_state(self, account: str, state: dict[str, Any]) -> None:
-        with self._lock, self._db:
+        with self._write():
             self._db.execute(
                 "INSERT OR REPLACE INTO risk_state VALUES (?,?,?,?,?,?,?,?)",
                 (account, state["day"], None if state["baseline"] is None else str(state["baseline"]),
@@ -193,7 +236,7 @@ class Journal:
     # ----- confirm tokens
     def use_token(self, token_id: str, at: str) -> bool:
         """Mark a token used; False if it was used before."""
-        with self._lock, self._db:
+        with self._write():
             cur = self._db.execute("INSERT OR IGNORE INTO confirm_used VALUES (?,?)", (token_id, at))
             return cur.rowcount == 1
 

@@ -8,6 +8,7 @@ record through the status table and land in the journal as events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -73,7 +74,7 @@ class WorkerService:
         self._by_account_id = {a.account_id: name for name, a in cfg.accounts.items()}
         self._changed = anyio.Event()
         self.order_lock = anyio.Lock()  # one order decision at a time: risk usage must see pending orders
-        broker.set_sink(self.on_broker_event)
+        broker.set_sink(self.on_broker_events)
 
     # ----- accounts
     def account(self, args: dict[str, Any]) -> tuple[str, AccountConfig]:
@@ -84,8 +85,15 @@ class WorkerService:
         return name, acct
 
     # ----- broker pushes → records and events
-    def on_broker_event(self, ev: BrokerEvent) -> None:
-        """Called by the broker after each state change, in push order. Never calls the broker."""
+    def on_broker_events(self, events: Sequence[BrokerEvent]) -> None:
+        """Called by the broker after each state change with its pushes, in order. Never calls the
+        broker. One state change is one journal transaction: one fsync, not one per record."""
+        with self.journal.batch():
+            for ev in events:
+                self._on_broker_event(ev)
+        self.notify()
+
+    def _on_broker_event(self, ev: BrokerEvent) -> None:
         if isinstance(ev, OrderUpdated):
             name = self._by_account_id.get(ev.order.account_id)
             if name is not None:
@@ -110,7 +118,6 @@ class WorkerService:
                 self.journal.append_event(name, iso(self.clock.now()), "cancel_error", ev.order_id,
                                           rec.client_order_id if rec else None,
                                           {"error_id": ev.error_id, "message": ev.message})
-        self.notify()
 
     def notify(self) -> None:
         self._changed.set()

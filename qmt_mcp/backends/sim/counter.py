@@ -259,9 +259,8 @@ class SimCounter:
                   "opened_day": self._uncrossed["open"], "closed_day": self._uncrossed["close"]},
         )
         self.trades.extend(batch.trades)
-        if self._sink is not None:
-            for ev in batch.events:
-                self._sink(ev)
+        if self._sink is not None and batch.events:
+            self._sink(tuple(batch.events))
 
     # ----- orders
     def place(self, account_id: str, req: OrderRequest, inst: Instrument, remark: str) -> int:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -48,6 +50,7 @@ from .timeline import (
 from .universe import UNIVERSE, Listing
 
 LI = Decimal("0.001")
+MAX_DAY_BARS = 20_000  # finished days' bars kept (well under 1 KB each)
 
 
 def _seed(*parts: object) -> int:
@@ -74,13 +77,15 @@ class DayPath:
     up: int                    # bounds the path keeps to (wide on a day without limits)
     down: int
     limited: bool
-    anchors: tuple[int, ...]   # minutes + 1 prices, li
-    minute_volume: tuple[int, ...]   # shares, multiple of 20*100
-    cum_volume: tuple[int, ...]      # prefix sums
-    minute_amount: tuple[int, ...]   # li*shares (amount in 0.001 yuan)
-    cum_amount: tuple[int, ...]
-    high_before: tuple[int, ...]     # day high over the quotes of minutes < m (index m)
-    low_before: tuple[int, ...]
+    # Packed arrays, not tuples: a tuple of 1,441 ints costs ~50 KB, an array 11 KB, and the market
+    # keeps many days at once.
+    anchors: Sequence[int]         # minutes + 1 prices, li
+    minute_volume: Sequence[int]   # shares, multiple of 20*100
+    cum_volume: Sequence[int]      # prefix sums
+    minute_amount: Sequence[int]   # li*shares (amount in 0.001 yuan)
+    cum_amount: Sequence[int]
+    high_before: Sequence[int]     # day high over the quotes of minutes < m (index m)
+    low_before: Sequence[int]
     auction_from: int                # minutes from here on are a call auction: one print at their end
 
     def quote_price(self, m: int, k: int, tick: int) -> int:
@@ -105,6 +110,16 @@ class DayPath:
     def minute_bar(self, m: int, tick: int) -> Parts:
         return self.partial_minute(m, QUOTES_PER_MINUTE - 1, tick)
 
+    def whole_day(self, tick: int) -> Parts:
+        """The merge of every minute bar, read off the running extremes and sums."""
+        last = len(self.minute_volume) - 1
+        return (self.quote_price(0, 0, tick), self.high_before[-1], self.low_before[-1],
+                self.quote_price(last, QUOTES_PER_MINUTE - 1, tick), self.cum_volume[-1], self.cum_amount[-1])
+
+
+def _packed(values: list[int]) -> array[int]:
+    return array("q", values)
+
 
 class SimMarket:
     """Read-only market data for the simulator; every answer depends only on (seed, code, time)."""
@@ -123,7 +138,9 @@ class SimMarket:
         self._closes: dict[str, list[int]] = {}
         self._series_days: dict[str, list[date]] = {}
         self._instruments: dict[tuple[str, date], Instrument] = {}
-        self._path = lru_cache(maxsize=512)(self._build_path)
+        # A built day is ~100 KB; a finished day's bar never changes, so it is kept on its own.
+        self._path = lru_cache(maxsize=96)(self._build_path)
+        self._day_bars: dict[tuple[str, date], Bar] = {}
 
     # ----- instruments
     def listing(self, code: str) -> Listing:
@@ -257,9 +274,9 @@ class SimMarket:
             up, down = max(pre * 5, close), tick
         close = min(up, max(down, close))
         if item.suspended:
-            flat = (pre,) * (minutes + 1)
-            zeros = (0,) * minutes
-            cum = (0,) * (minutes + 1)
+            flat = _packed([pre] * (minutes + 1))
+            zeros = _packed([0] * minutes)
+            cum = _packed([0] * (minutes + 1))
             return DayPath(pre, up, down, inst.limited, flat, zeros, cum, zeros, cum, flat, flat, auction)
         rng = random.Random(_seed(self.seed, code, "path", day.isoformat()))
         walk = [0.0]
@@ -288,8 +305,8 @@ class SimMarket:
         for v, a in zip(volumes, amounts, strict=True):
             cum_v.append(cum_v[-1] + v)
             cum_a.append(cum_a[-1] + a)
-        path = DayPath(pre, up, down, inst.limited, tuple(anchors), tuple(volumes), tuple(cum_v),
-                       tuple(amounts), tuple(cum_a), (), (), auction)
+        path = DayPath(pre, up, down, inst.limited, _packed(anchors), _packed(volumes), _packed(cum_v),
+                       _packed(amounts), _packed(cum_a), (), (), auction)
         day_open = path.quote_price(0, 0, tick)
         highs, lows = [day_open], [day_open]
         for m in range(minutes):
@@ -297,7 +314,7 @@ class SimMarket:
             highs.append(max(highs[-1], hi))
             lows.append(min(lows[-1], lo))
         return DayPath(pre, up, down, inst.limited, path.anchors, path.minute_volume, path.cum_volume,
-                       path.minute_amount, path.cum_amount, tuple(highs), tuple(lows), auction)
+                       path.minute_amount, path.cum_amount, _packed(highs), _packed(lows), auction)
 
     # ----- quotes
     def quote_index(self, at: datetime) -> tuple[date, int]:
@@ -451,12 +468,17 @@ class SimMarket:
         return out
 
     def day_bar(self, code: str, day: date) -> Bar:
+        """A whole day's bar (callers ask only for finished days)."""
         if code in self.replay:
             return self.replay[code].day_bar(day)
-        tick = self.tick_li(code)
-        path = self._path(code, day)
-        parts = [path.minute_bar(m, tick) for m in range(self.timeline.minutes)]
-        return _merge(self.timeline.minute_start(day, 0).replace(hour=0, minute=0), parts)
+        bar = self._day_bars.get((code, day))
+        if bar is None:
+            if len(self._day_bars) >= MAX_DAY_BARS:
+                self._day_bars.clear()
+            whole = self._path(code, day).whole_day(self.tick_li(code))
+            bar = self._day_bars[(code, day)] = _merge(self.timeline.minute_start(day, 0).replace(hour=0, minute=0),
+                                                       [whole])
+        return bar
 
 
 def _merge(start: datetime, parts: list[Parts]) -> Bar:

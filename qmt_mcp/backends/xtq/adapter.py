@@ -105,6 +105,7 @@ class XtQuantBroker:
         self._pending: dict[int, Future[Any]] = {}     # seq -> the call waiting for its response
         self._early: dict[int, Any] = {}               # responses that beat their seq's registration
         self._lock = threading.Lock()
+        self._pushes: list[BrokerEvent] = []           # queued by xtquant's thread for the worker's loop
         self._retry_at: datetime | None = None
         self._backoff_s = 1.0
         self._reconnected = False
@@ -202,8 +203,21 @@ class XtQuantBroker:
 
     # ----- pushes: from xtquant's thread to the worker's loop
     def push(self, ev: BrokerEvent) -> None:
-        if self._loop is not None and self._sink is not None:
-            self._loop.call_soon_threadsafe(self._sink, ev)
+        """From xtquant's thread: queue the push. The loop takes everything queued by the time it runs,
+        so a burst (order, trade, position, asset) is journaled in one transaction, still in order."""
+        if self._loop is None or self._sink is None:
+            return
+        with self._lock:
+            self._pushes.append(ev)
+            first = len(self._pushes) == 1
+        if first:
+            self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            events, self._pushes = self._pushes, []
+        if events and self._sink is not None:
+            self._sink(events)
 
     def resolve(self, seq: int, value: Any) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import SimpleNamespace
@@ -110,9 +110,10 @@ class SimNative:
         broker.set_sink(self._on_event)
 
     # The counter's events become native pushes to every connected client, in the counter's order.
-    def _on_event(self, ev: BrokerEvent) -> None:
-        for client in list(self.clients):
-            client.push_event(ev, self)
+    def _on_event(self, events: Sequence[BrokerEvent]) -> None:
+        for ev in events:
+            for client in list(self.clients):
+                client.push_event(ev, self)
 
     def poll(self) -> None:
         self.broker.counter.poll()
