@@ -1,6 +1,6 @@
 """Shared fixtures: a real worker (real SQLite, simulated broker) behind the real MCP server,
-reached through the SDK's own Client. The worker's HTTP API is served in-process over ASGI; the
-clock is a ManualClock so matching and expiry are driven without sleeping."""
+reached through the SDK's own Client. The worker's HTTP API is served by uvicorn on a Unix socket
+in this process; the clock is a ManualClock so matching and expiry are driven without sleeping."""
 
 from __future__ import annotations
 

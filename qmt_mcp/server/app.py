@@ -7,6 +7,7 @@ state: everything is the worker's.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import (
     CallToolResult,
+    Tool,
     ToolAnnotations,
 )
 from pydantic import Field, ValidationError
@@ -32,6 +34,7 @@ from .events import EventFeed, LegacySubscriptions
 from .human import ConfirmHuman, HumanConfirm, WorkerCall, ask_person
 from .resources import register_legacy_subscriptions, register_prompts, register_resources
 from .results import error_result, human_refusal, result
+from .schema_shape import simplify
 from .worker_client import WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -60,6 +63,14 @@ class ServerDeps:
 
 
 DepsFactory = Callable[[], AbstractAsyncContextManager[ServerDeps]]
+_SHAPED: dict[str, dict[str, Any]] = {}
+
+
+def _shaped(schema: dict[str, Any]) -> dict[str, Any]:
+    key = json.dumps(schema, sort_keys=True)
+    if key not in _SHAPED:
+        _SHAPED[key] = simplify(schema)
+    return _SHAPED[key]
 
 
 class QmtServer(MCPServer[Any]):
@@ -71,6 +82,11 @@ class QmtServer(MCPServer[Any]):
 
     def worker_call(self) -> WorkerCall | None:
         return None if self.deps is None else self.deps.client.call
+
+    async def list_tools(self) -> list[Tool]:
+        """The tools with their output schemas in the shape clients check fastest (schema_shape)."""
+        return [t if t.output_schema is None else t.model_copy(update={"output_schema": _shaped(t.output_schema)})
+                for t in await super().list_tools()]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
