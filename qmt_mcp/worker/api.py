@@ -109,8 +109,18 @@ def build_app(
             yield
             tg.cancel_scope.cancel()
 
+    async def not_here(request: Request, exc: Exception) -> Response:
+        # Every answer is an envelope, even for a path or method the API does not have.
+        status = getattr(exc, "status_code", 404)
+        what = "no such path" if status == 404 else f"{request.method} is not allowed here"
+        err = QmtError(f"{what}: {request.url.path}", code=ErrorCode.INVALID_ARGUMENT,
+                       hint="POST /v1/<call> with a JSON object, or GET /v1/events")
+        return JSONResponse(error_body(err), status_code=status)
+
     routes = [Route("/v1/events", events, methods=["GET"]), Route("/v1/{name}", call, methods=["POST"])]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_here, 405: not_here})
+    app.router.redirect_slashes = False  # a redirect is not an answer a client of this API can use
+    return app
 
 
 async def _every(job: Job, interval: float) -> None:
