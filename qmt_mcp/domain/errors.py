@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     WORKER_UNAVAILABLE = "WORKER_UNAVAILABLE"
     TIMEOUT = "TIMEOUT"
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
+    STATE_UNWRITABLE = "STATE_UNWRITABLE"  # an addition to the contract: the journal cannot be written
     UNAUTHORIZED = "UNAUTHORIZED"
     INTERNAL = "INTERNAL"
 
@@ -95,6 +96,10 @@ _DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.WORKER_UNAVAILABLE: "The worker is restarting or unreachable; call health and retry shortly.",
     ErrorCode.TIMEOUT: "Retry the read shortly; call health if it persists.",
     ErrorCode.CIRCUIT_OPEN: "This broker API is failing; call health and retry later.",
+    ErrorCode.STATE_UNWRITABLE: (
+        "The worker cannot write its journal (disk full or read-only state dir), so it sends no orders. "
+        "Nothing was sent; tell the operator, and retry once the state dir is writable."
+    ),
     ErrorCode.UNAUTHORIZED: "Check the bearer token configured for this server.",
     ErrorCode.INTERNAL: "An unexpected error; call health, and report it if it repeats.",
 }
@@ -103,6 +108,7 @@ _RETRYABLE = {
     ErrorCode.WORKER_UNAVAILABLE,
     ErrorCode.TIMEOUT,
     ErrorCode.CIRCUIT_OPEN,
+    ErrorCode.STATE_UNWRITABLE,
     ErrorCode.TRADER_DISCONNECTED,
     ErrorCode.MARKET_CLOSED,
 }
@@ -212,6 +218,10 @@ class NotCancelable(QmtError):
 
 class Unavailable(QmtError):
     code = ErrorCode.WORKER_UNAVAILABLE
+
+
+class StateUnwritable(QmtError):
+    code = ErrorCode.STATE_UNWRITABLE
 
 
 class Unauthorized(QmtError):

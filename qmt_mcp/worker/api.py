@@ -95,8 +95,13 @@ def build_app(
             crash = QmtError("the worker hit an unexpected error", code=ErrorCode.INTERNAL, state_changed="unknown")
             body_out, status = error_body(crash), 500
         if audit is not None and name in AUDITED:
-            audit({"call": name, "args": {k: v for k, v in args.items() if k != "confirm_token"},
-                   "outcome": body_out if not body_out["ok"] else {"ok": True, "order": body_out.get("order")}})
+            entry = {"call": name, "args": {k: v for k, v in args.items() if k != "confirm_token"},
+                     "outcome": body_out if not body_out["ok"] else {"ok": True, "order": body_out.get("order")}}
+            try:
+                audit(entry)
+            except OSError:
+                # The answer stands (the journal has the order); a full disk must not turn it into a 500.
+                log.exception("audit entry for %s not written", name)
         return JSONResponse(body_out, status_code=status)
 
     @asynccontextmanager

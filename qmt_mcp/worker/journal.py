@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..domain.errors import StateUnwritable
 from ..domain.orders import MarketType, OrderRecord, OrderType, Side
 from ..domain.status import OrderStatus
 
@@ -92,7 +93,7 @@ class Journal:
                 return
             self._batch_depth = 1
             try:
-                with self._db:
+                with _writable(), self._db:
                     yield
             finally:
                 self._batch_depth = 0
@@ -104,7 +105,7 @@ class Journal:
             if self._batch_depth:
                 yield
             else:
-                with self._db:
+                with _writable(), self._db:
                     yield
 
     # ----- orders
@@ -239,6 +240,17 @@ class Journal:
         with self._write():
             cur = self._db.execute("INSERT OR IGNORE INTO confirm_used VALUES (?,?)", (token_id, at))
             return cur.rowcount == 1
+
+
+@contextmanager
+def _writable() -> Iterator[None]:
+    """A write SQLite cannot make (disk full, read-only file or dir, I/O error) is a typed error.
+    The transaction is rolled back first, so nothing half-written stays."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StateUnwritable(f"the journal cannot be written: {exc}", state_changed="no",
+                              details={"sqlite": getattr(exc, "sqlite_errorname", "")}) from exc
 
 
 def _event(

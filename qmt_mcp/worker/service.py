@@ -34,6 +34,7 @@ from ..domain.errors import (
     NotCancelable,
     OrderNotFound,
     QmtError,
+    StateUnwritable,
     SubmitIndeterminate,
     UnknownAccount,
 )
@@ -88,9 +89,14 @@ class WorkerService:
     def on_broker_events(self, events: Sequence[BrokerEvent]) -> None:
         """Called by the broker after each state change with its pushes, in order. Never calls the
         broker. One state change is one journal transaction: one fsync, not one per record."""
-        with self.journal.batch():
-            for ev in events:
-                self._on_broker_event(ev)
+        try:
+            with self.journal.batch():
+                for ev in events:
+                    self._on_broker_event(ev)
+        except StateUnwritable as exc:
+            # Never into the broker's call stack: its state changed whatever we can write. The
+            # records catch up at the next reconciliation once the journal is writable again.
+            log.error("broker pushes not journaled (%s); reconciliation will catch up", exc.message)
         self.notify()
 
     def _on_broker_event(self, ev: BrokerEvent) -> None:
@@ -315,16 +321,29 @@ class WorkerService:
         rec = assert_record(self.journal.order_by_client_id(name, cid))
         if rec.order_id is None or rec.status is OrderStatus.PENDING_SUBMIT:
             status = OrderStatus.UNREPORTED if rec.status is OrderStatus.PENDING_SUBMIT else rec.status
-            self.journal.put_order(replace(rec.advanced(status), order_id=order_id))
+            try:
+                self.journal.put_order(replace(rec.advanced(status), order_id=order_id))
+            except StateUnwritable as exc:
+                # The broker has the order; our record stays pending until reconciliation can write.
+                raise SubmitIndeterminate(
+                    f"the broker took the order (order_id {order_id}) but the journal could not record it",
+                    state_changed="yes", details={"client_order_id": cid, "order_id": order_id},
+                ) from exc
 
     def _settle(self, name: str, cid: str, status: OrderStatus, msg: str) -> None:
         rec = self.journal.order_by_client_id(name, cid)
         if rec is None or rec.status not in (OrderStatus.PENDING_SUBMIT,):
             return
         new = rec.advanced(status, status_msg=msg)
-        self.journal.put_order(new)
-        self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id, cid,
-                                  self.status_data(new))
+        try:
+            with self.journal.batch():
+                self.journal.put_order(new)
+                self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id, cid,
+                                          self.status_data(new))
+        except StateUnwritable:
+            # The record stays pending_submit, which says exactly as much: reconciliation settles it.
+            log.error("cannot record that %s is %s: the journal is not writable", cid, status.value)
+            return
         self.notify()
 
     async def _wait_terminal(self, name: str, cid: str, seconds: float) -> None:

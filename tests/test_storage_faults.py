@@ -1,0 +1,118 @@
+"""A state dir the worker cannot write: new orders are refused with a typed error before anything is
+sent, and nothing already recorded is lost.
+
+Read-only is SQLite refusing every write (`query_only`: the engine's own SQLITE_READONLY path, as for
+a read-only file; as root, file modes cannot make a directory read-only). Disk full is real: the state
+dir is a small tmpfs filled to its last byte, so SQLite's writes fail with ENOSPC (needs root and
+mount permission; skipped without them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Session, make_worker, open_session
+
+from qmt_mcp.clock import ManualClock
+from qmt_mcp.config import parse_config
+
+pytestmark = pytest.mark.anyio
+CFG = parse_config({"risk": {"enabled": False}})
+
+
+async def _orders_before_the_fault(s: Session) -> dict[str, dict[str, object]]:
+    filled = await s.ok("place_order", **await s.marketable_buy("before-1"))
+    q = (await s.ok("get_quote", codes=["000001.SZ"]))["quotes"][0]
+    resting = await s.ok("place_order", account="sim", code="000001.SZ", side="buy", volume=100,
+                         price=q["bid_prices"][4], client_order_id="before-2")
+    assert filled["order"]["status"] == "succeeded" and resting["order"]["status"] == "reported"
+    return {"before-1": filled["order"], "before-2": resting["order"]}
+
+
+async def _nothing_lost(s: Session, before: dict[str, dict[str, object]]) -> None:
+    orders = {o["client_order_id"]: o for o in (await s.ok("get_orders", account="sim"))["orders"]}
+    for cid, order in before.items():
+        assert orders[cid]["order_id"] == order["order_id"] and orders[cid]["status"] == order["status"]
+    events = (await s.ok("get_order_events", account="sim", limit=1000))["events"]
+    assert {e.get("client_order_id") for e in events} >= set(before)
+
+
+async def _refused(s: Session, cid: str) -> None:
+    sent = len(s.counter.orders)
+    err = await s.error("place_order", **await s.marketable_buy(cid))
+    assert err["code"] == "STATE_UNWRITABLE" and err["state_changed"] == "no" and err["retryable"] is True
+    assert "Nothing was sent" in err["hint"]
+    assert len(s.counter.orders) == sent  # refused before the broker was asked
+    # Reading still works: the agent can see what it has.
+    assert (await s.ok("preview_order", **{k: v for k, v in (await s.marketable_buy(cid)).items()
+                                            if k != "client_order_id"}))["would_accept"] is True
+
+
+async def test_a_read_only_journal_refuses_new_orders_and_loses_nothing(clock: ManualClock, tmp_path: Path) -> None:
+    worker = make_worker(CFG, tmp_path / "home", clock)
+    async with open_session(worker, clock) as s:
+        before = await _orders_before_the_fault(s)
+        db = worker.journal._db  # the journal's own connection
+        db.execute("PRAGMA query_only = ON")
+        await _refused(s, "during-1")
+        # A cancel only lowers exposure, so it still goes through; its pushes cannot be journaled yet.
+        resting = before["before-2"]["order_id"]
+        assert (await s.ok("cancel_order", account="sim", order_id=resting))["cancel_requested"] is True
+        await _nothing_lost(s, before)
+        db.execute("PRAGMA query_only = OFF")  # the operator fixes it
+        assert await worker.reconciler.run("timer") >= 1  # the records catch up with the broker
+        got = (await s.ok("get_order", account="sim", order_id=resting))
+        assert got["order"]["status"] == "canceled"
+        assert any(e["type"] == "reconciled" for e in got["events"])
+        again = await s.ok("place_order", **await s.marketable_buy("during-1"))
+        assert again["idempotent_replay"] is False  # the refused attempt left no record behind
+        before["before-2"] = got["order"]
+        await _nothing_lost(s, before)
+    await worker.close()
+
+
+@contextlib.contextmanager
+def _tiny_tmpfs(where: Path, size_kb: int) -> Iterator[Path]:
+    where.mkdir(parents=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(where)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):  # ENOSPC: full at this size, go on smaller
+                while True:
+                    f.write(b"\0" * size)
+    return filler
+
+
+async def test_a_full_disk_refuses_new_orders_and_loses_nothing(clock: ManualClock, tmp_path: Path) -> None:
+    with _tiny_tmpfs(tmp_path / "disk", 4096) as disk:
+        worker = make_worker(CFG, disk / "home", clock)
+        async with open_session(worker, clock) as s:
+            before = await _orders_before_the_fault(s)
+            # An emptied WAL must grow for the next write, so that write meets the full disk.
+            worker.journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            filler = _fill(disk)
+            await _refused(s, "during-1")
+            await _nothing_lost(s, before)
+            filler.unlink()  # space again
+            again = await s.ok("place_order", **await s.marketable_buy("during-1"))
+            assert again["idempotent_replay"] is False and again["order"]["status"] == "succeeded"
+            await _nothing_lost(s, before)
+        await worker.close()
