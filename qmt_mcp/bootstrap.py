@@ -31,6 +31,7 @@ from .worker.readers import Readers
 from .worker.reconcile import Reconciler
 from .worker.risk_calls import RiskCalls
 from .worker.service import WorkerService
+from .worker.statefiles import Quarantined, check_secret, check_sqlite
 from .worker.stream import event_frames
 
 UNIVERSE_CODES = frozenset(item.code for item in UNIVERSE)
@@ -111,6 +112,9 @@ def build_worker(
         for a in cfg.accounts.values()
     }
     replay = _load_replay(cfg)
+    quarantined = [] if home is None else [q for q in [check_sqlite(
+        home / "sim.sqlite", clock.now(),
+        "The paper accounts start over from their configured cash and positions.")] if q is not None]
     for name, a in cfg.accounts.items():
         unknown = [c for c in a.positions if c not in UNIVERSE_CODES and c not in replay]
         if unknown:
@@ -126,13 +130,26 @@ def build_worker(
         data = XtDataSource(SimXtData(broker), clock, lambda: broker.phase() is Phase.CONTINUOUS)
         inner = XtQuantBroker(cfg, clock, data, broker.phase, native.register(), native=native,
                               clock_name=cfg.sim.clock)
-    return _assemble(cfg, home, clock, ids, inner if wrap is None else wrap(inner))
+    return _assemble(cfg, home, clock, ids, inner if wrap is None else wrap(inner), quarantined)
 
 
-def _assemble(cfg: Config, home: Path | None, clock: Clock, ids: IdSource | None, port: BrokerPort) -> Worker:
+def _assemble(
+    cfg: Config, home: Path | None, clock: Clock, ids: IdSource | None, port: BrokerPort,
+    quarantined: list[Quarantined] | None = None,
+) -> Worker:
+    quarantined = list(quarantined or [])
+    if home is not None:
+        now = clock.now()
+        for q in (check_sqlite(home / "worker.sqlite", now,
+                               "The order journal starts empty; reconciliation imports the broker's orders of "
+                               "today as external records, and event seq starts again under a new journal_id."),
+                  check_secret(home / "confirm.key", now, "Confirm tokens issued before now no longer verify.")):
+            if q is not None:
+                quarantined.append(q)
     journal = Journal(None if home is None else home / "worker.sqlite")
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
+    service.quarantined = [q.to_wire() for q in quarantined]
     readers = Readers(cfg, port, clock, service, __version__)
     audit = AuditLog(None if home is None else home / "audit.jsonl")
     return Worker(service, readers, port, journal, audit, Reconciler(service))

@@ -116,3 +116,39 @@ async def test_a_full_disk_refuses_new_orders_and_loses_nothing(clock: ManualClo
             assert again["idempotent_replay"] is False and again["order"]["status"] == "succeeded"
             await _nothing_lost(s, before)
         await worker.close()
+
+
+async def test_corrupt_state_files_are_quarantined_at_start_with_a_clear_message(
+    clock: ManualClock, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    home = tmp_path / "home"
+    first = make_worker(CFG, home, clock)
+    async with open_session(first, clock) as s:
+        await s.ok("place_order", **await s.marketable_buy("kept-1"))
+    await first.close()
+    # A torn journal, a simulator book overwritten with junk, a key cut short.
+    journal = (home / "worker.sqlite").read_bytes()
+    (home / "worker.sqlite").write_bytes(journal[:4096] + b"\xde\xad" * 2048)
+    for side in ("worker.sqlite-wal", "worker.sqlite-shm"):
+        (home / side).unlink(missing_ok=True)
+    (home / "sim.sqlite").write_bytes(b"this is not a database" * 100)
+    (home / "confirm.key").write_bytes(b"short")
+
+    with caplog.at_level("ERROR", logger="qmt_mcp.worker"):
+        second = make_worker(CFG, home, clock)
+    messages = [r.getMessage() for r in caplog.records]
+    for name in ("worker.sqlite", "sim.sqlite", "confirm.key"):
+        assert any(f"{name} is corrupt" in m and "moved it to" in m for m in messages), (name, messages)
+        moved = sorted(home.glob(f"{name}.corrupt-*"))
+        assert len(moved) == 1  # kept for whoever wants to look, never overwritten
+    assert (home / "sim.sqlite.corrupt-20261120T100000").read_bytes().startswith(b"this is not a database")
+    async with open_session(second, clock) as s:
+        health = await s.ok("health")
+        assert health["worker"]["state"] == "degraded"
+        assert {q["file"] for q in health["worker"]["quarantined"]} == {"worker.sqlite", "sim.sqlite", "confirm.key"}
+        # It trades on fresh files; the old broker state is gone with the quarantined book.
+        assert (await s.ok("place_order", **await s.marketable_buy("after-1")))["order"]["status"] == "succeeded"
+    await second.close()
+    third = make_worker(CFG, home, clock)  # the fresh files are sound: nothing more is moved
+    assert third.service.quarantined == []
+    await third.close()

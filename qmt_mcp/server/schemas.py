@@ -57,6 +57,8 @@ class WorkerHealth(_Out):
     uptime_s: float
     xtquant_loaded: bool
     restarts: int
+    quarantined: list[dict[str, str]] = Field(
+        default_factory=list, description="state files found corrupt at start and moved aside")
 
 
 class DataHealth(_Out):

@@ -154,13 +154,14 @@ class Readers:
             }
         phase = self.broker.phase()
         trader_state = (bh.get("trader") or {}).get("state", "alive")
-        degraded = bool(bh.get("open_breakers")) or trader_state != "alive"
+        degraded = bool(bh.get("open_breakers")) or trader_state != "alive" or bool(self.service.quarantined)
         return {
             "market": {"clock": bh.get("clock", "exchange"), "phase": phase.value,
                        "accepts_orders": phase in ACCEPTS_ORDERS, "accepts_cancels": phase in ACCEPTS_CANCELS},
             "worker": {"state": "degraded" if degraded else "up", "backend": bh["backend"], "version": self.version,
                        "uptime_s": round((now - self.service.started_at).total_seconds(), 1),
-                       "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0},
+                       "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0,
+                       "quarantined": self.service.quarantined},
             "data": {"fresh": bh["fresh"], "stale_codes": bh["stale_codes"]},
             "accounts": accounts,
         }

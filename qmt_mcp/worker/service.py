@@ -74,6 +74,7 @@ class WorkerService:
         self.started_at = clock.now()
         self._by_account_id = {a.account_id: name for name, a in cfg.accounts.items()}
         self._changed = anyio.Event()
+        self.quarantined: list[dict[str, str]] = []  # state files moved aside at start (statefiles)
         self.order_lock = anyio.Lock()  # one order decision at a time: risk usage must see pending orders
         broker.set_sink(self.on_broker_events)
 
