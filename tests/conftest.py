@@ -32,6 +32,15 @@ FAST_SUBMIT = parse_config({"worker": {"submit_timeout_s": 0.2}})  # fault tests
 # The same tests on both backends: the simulator, and xtquant's own layer over the simulated native layer.
 BACKENDS = {"sim": Config(), "xtquant": parse_config({"worker": {"backend": "xtquant"}, "xtquant": {"native": "sim"}})}
 TOKEN = "test-token"
+# Lines a test wants in the CI log whatever the verbosity (the fault suite's counts).
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SUMMARY:
+        terminalreporter.section("fault suite")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

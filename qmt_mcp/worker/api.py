@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..domain.errors import ErrorCode, QmtError
+from . import crashpoints
 
 log = logging.getLogger("qmt_mcp.worker")
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -102,6 +103,7 @@ def build_app(
             except OSError:
                 # The answer stands (the journal has the order); a full disk must not turn it into a 500.
                 log.exception("audit entry for %s not written", name)
+        crashpoints.reached("api.answer")
         return JSONResponse(body_out, status_code=status)
 
     @asynccontextmanager

@@ -21,6 +21,7 @@ from typing import Any
 from ..domain.errors import StateUnwritable
 from ..domain.orders import MarketType, OrderRecord, OrderType, Side
 from ..domain.status import OrderStatus
+from . import crashpoints
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -95,6 +96,8 @@ class Journal:
             try:
                 with _writable(), self._db:
                     yield
+                    crashpoints.reached("journal.commit")
+                crashpoints.reached("journal.committed")
             finally:
                 self._batch_depth = 0
 
@@ -107,6 +110,8 @@ class Journal:
             else:
                 with _writable(), self._db:
                     yield
+                    crashpoints.reached("journal.commit")
+                crashpoints.reached("journal.committed")
 
     # ----- orders
     def put_order(self, r: OrderRecord) -> None:

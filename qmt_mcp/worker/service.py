@@ -51,6 +51,7 @@ from ..domain.status import CANCELABLE, TERMINAL, IllegalTransition, OrderStatus
 from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import AccountView, MarketState, estimate, first_failure, run_checks
+from . import crashpoints
 from .args import opt_bool, opt_float, opt_int, opt_str, req_str
 from .confirm import ConfirmTokens
 from .journal import Journal
@@ -242,6 +243,7 @@ class WorkerService:
         return self.tokens.verify(token, tool, fields, self.clock.now())
 
     async def place_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        crashpoints.arm()
         req = parse_order_request(args)
         name, acct = self.account(args)
         cid = check_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
@@ -301,7 +303,9 @@ class WorkerService:
     async def _submit(self, name: str, acct: AccountConfig, req: OrderRequest, cid: str) -> None:
         try:
             with anyio.fail_after(self.cfg.worker.submit_timeout_s):
+                crashpoints.reached("broker.send")
                 order_id = await self.broker.place_order(acct.account_id, req, cid)
+                crashpoints.reached("broker.sent")
         except BrokerReject as exc:
             self._settle(name, cid, OrderStatus.JUNK, exc.message)
             raise
