@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,22 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+@dataclass(frozen=True)
+class OrderFigures:
+    status: OrderStatus
+    side: Side
+    code: str
+    created_at: str
+    price: Decimal
+    volume: int
+    traded_volume: int
+    traded_amount: Decimal
+
+    @classmethod
+    def of(cls, r: OrderRecord) -> OrderFigures:
+        return cls(r.status, r.side, r.code, r.created_at, r.price, r.volume, r.traded_volume, r.traded_amount)
+
+
 def _record_to_json(r: OrderRecord) -> str:
     d = asdict(r)
     d["price"] = str(r.price)
@@ -58,17 +74,13 @@ def _record_from_json(text: str) -> OrderRecord:
     return OrderRecord(**d)
 
 
-MAX_DECODED = 20_000
-
-
 class Journal:
     def __init__(self, path: Path | None) -> None:
         self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
         self._lock = threading.RLock()
         self._batch_depth = 0
-        # Risk checks read all of today's records for every order: decoding each stored text once
-        # (records are immutable, so equal text is an equal record) keeps that cheap late in a day.
-        self._decoded: dict[str, OrderRecord] = {}
+        self._figures: dict[str, dict[str, OrderFigures]] = {}   # account -> client_order_id -> figures
+        self._unsaved: list[OrderRecord] = []   # written in the open transaction; counted once it commits
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed order record survives power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -94,10 +106,8 @@ class Journal:
                 return
             self._batch_depth = 1
             try:
-                with _writable(), self._db:
+                with self._transaction():
                     yield
-                    crashpoints.reached("journal.commit")
-                crashpoints.reached("journal.committed")
             finally:
                 self._batch_depth = 0
 
@@ -108,10 +118,24 @@ class Journal:
             if self._batch_depth:
                 yield
             else:
-                with _writable(), self._db:
+                with self._transaction():
                     yield
-                    crashpoints.reached("journal.commit")
-                crashpoints.reached("journal.committed")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            with _writable(), self._db:
+                yield
+                crashpoints.reached("journal.commit")
+        except BaseException:
+            self._unsaved.clear()
+            raise
+        crashpoints.reached("journal.committed")
+        for r in self._unsaved:
+            figures = self._figures.get(r.account)
+            if figures is not None:
+                figures[r.client_order_id] = OrderFigures.of(r)
+        self._unsaved.clear()
 
     # ----- orders
     def put_order(self, r: OrderRecord) -> None:
@@ -120,6 +144,7 @@ class Journal:
                 "INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?)",
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at),
             )
+            self._unsaved.append(r)
 
     def insert_order(self, r: OrderRecord) -> bool:
         """Reserve a client_order_id; False if the account already has it."""
@@ -128,6 +153,8 @@ class Journal:
                 "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?)",
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at),
             )
+            if cur.rowcount == 1:
+                self._unsaved.append(r)
             return cur.rowcount == 1
 
     def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
@@ -135,14 +162,14 @@ class Journal:
             row = self._db.execute(
                 "SELECT data FROM orders WHERE account=? AND client_order_id=?", (account, client_order_id)
             ).fetchone()
-        return None if row is None else self._record(row[0])
+        return None if row is None else _record_from_json(row[0])
 
     def order_by_id(self, account: str, order_id: int) -> OrderRecord | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT data FROM orders WHERE account=? AND order_id=?", (account, order_id)
             ).fetchone()
-        return None if row is None else self._record(row[0])
+        return None if row is None else _record_from_json(row[0])
 
     def orders(self, account: str, since: str = "") -> list[OrderRecord]:
         with self._lock:
@@ -150,19 +177,30 @@ class Journal:
                 "SELECT data FROM orders WHERE account=? AND created_at>=? ORDER BY created_at, rowid",
                 (account, since),
             ).fetchall()
-        return [self._record(r[0]) for r in rows]
+        return [_record_from_json(r[0]) for r in rows]
 
-    def _record(self, text: str) -> OrderRecord:
-        rec = self._decoded.get(text)
-        if rec is None:
-            if len(self._decoded) >= MAX_DECODED:
-                self._decoded.clear()
-            rec = self._decoded[text] = _record_from_json(text)
-        return rec
+    def order_figures(self, account: str, since: str) -> list[OrderFigures]:
+        """What risk checks count of each order created since `since` (a day start, which only moves
+        forward). Every order checks all of the day's orders, so these are kept in memory, small, and
+        updated as records are written, instead of decoding every record again for every order."""
+        with self._lock:
+            figures = self._figures.get(account)
+            if figures is None:
+                figures = self._figures[account] = {r.client_order_id: OrderFigures.of(r)
+                                                    for r in self.orders(account, since)}
+            for cid in [cid for cid, f in figures.items() if f.created_at < since]:
+                del figures[cid]  # an earlier day's: never asked for again
+            return list(figures.values())
 
     def unresolved_orders(self, account: str) -> list[OrderRecord]:
         """Records whose broker outcome we do not know: pending_submit and indeterminate."""
-        return [r for r in self.orders(account) if r.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.INDETERMINATE)]
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM orders WHERE account=? AND json_extract(data, '$.status') IN (?, ?) "
+                "ORDER BY created_at, rowid",
+                (account, OrderStatus.PENDING_SUBMIT.value, OrderStatus.INDETERMINATE.value),
+            ).fetchall()
+        return [_record_from_json(r[0]) for r in rows]
 
     # ----- events
     def append_event(

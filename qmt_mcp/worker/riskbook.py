@@ -16,12 +16,12 @@ from ..domain.orders import OrderRecord, Side
 from ..domain.risk import RiskLimits, RiskUsage, breaker_should_trip
 from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso, iso_ms
-from .journal import Journal
+from .journal import Journal, OrderFigures
 
 _NOT_SENT = {OrderStatus.JUNK}
 
 
-def order_exposure(r: OrderRecord) -> Decimal:
+def order_exposure(r: OrderRecord | OrderFigures) -> Decimal:
     """Yuan an order uses of the daily turnover: what traded, plus what may still trade."""
     if r.status in TERMINAL:
         return r.traded_amount
@@ -75,7 +75,7 @@ class RiskBook:
         now = self.clock.now()
         day_start = iso_ms(now.replace(hour=0, minute=0, second=0, microsecond=0))
         minute_ago = iso_ms(now - timedelta(seconds=60))
-        today = [r for r in self.journal.orders(account, since=day_start) if r.status not in _NOT_SENT]
+        today = [r for r in self.journal.order_figures(account, since=day_start) if r.status not in _NOT_SENT]
         held = {p.code for p in await self.broker.positions(account_id)}
         pending_buys = {r.code for r in today if r.side is Side.BUY and r.status not in TERMINAL}
         return RiskUsage(

@@ -139,7 +139,7 @@ class SimMarket:
         self._series_days: dict[str, list[date]] = {}
         self._instruments: dict[tuple[str, date], Instrument] = {}
         # A built day is ~100 KB; a finished day's bar never changes, so it is kept on its own.
-        self._path = lru_cache(maxsize=96)(self._build_path)
+        self._path = lru_cache(maxsize=32)(self._build_path)
         self._day_bars: dict[tuple[str, date], Bar] = {}
 
     # ----- instruments
