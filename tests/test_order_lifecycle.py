@@ -208,7 +208,7 @@ async def test_impossible_broker_transition_is_refused_and_the_order_keeps_its_s
     before = (await session.ok("get_order_events", account="sim"))["next_seq"]
     broker_order = session.counter.orders[placed["order_id"]].to_broker()
     stale = replace(broker_order, status=OrderStatus.REPORTED, traded_volume=0)
-    assert session.worker.service.apply_broker_order("sim", stale) is False
+    assert session.worker.service.pushes.apply_broker_order("sim", stale) is False
     after = await session.ok("get_order", account="sim", order_id=placed["order_id"])
     assert after["order"]["status"] == "succeeded" and after["order"]["traded_volume"] == 100
     assert (await session.ok("get_order_events", account="sim"))["next_seq"] == before

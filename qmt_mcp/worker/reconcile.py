@@ -20,6 +20,7 @@ import anyio
 from ..domain.errors import QmtError
 from ..domain.status import OrderStatus
 from ..domain.timeutil import iso
+from .pushes import status_data
 from .service import WorkerService
 
 log = logging.getLogger("qmt_mcp.worker")
@@ -42,7 +43,7 @@ class Reconciler:
                     log.warning("reconcile %s: cannot list broker orders (%s); will retry", name, exc)
                     continue
                 for bo in broker_orders:
-                    changed += svc.apply_broker_order(name, bo, reason=reason)
+                    changed += svc.pushes.apply_broker_order(name, bo, reason=reason)
                 remarks = {bo.remark for bo in broker_orders if bo.remark}
                 ids = {bo.order_id for bo in broker_orders}
                 now = svc.clock.now()
@@ -55,7 +56,7 @@ class Reconciler:
                     new = rec.advanced(OrderStatus.JUNK,
                                        status_msg="never reached the broker (it has no order with this id)")
                     svc.journal.put_order(new)
-                    data = {**svc.status_data(new), "reason": reason, "resolution": "never_arrived",
+                    data = {**status_data(new), "reason": reason, "resolution": "never_arrived",
                             "previous_status": rec.status.value}
                     svc.journal.append_event(name, iso(now), "reconciled", None, rec.client_order_id, data)
                     changed += 1
