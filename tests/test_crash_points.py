@@ -6,7 +6,8 @@ Real processes throughout: each round starts `qmt-mcp worker` on one state dir w
 site on the order path), sends a burst of concurrent orders, cancels and retries through the worker's
 real HTTP API, and is killed (by its plan, or with SIGKILL from here once the burst is over). The
 next round's worker starts on what the dead one left, reconciles, and is checked before its own burst.
-The plan is drawn from a fixed seed, so every run crashes at the same points.
+The plan is drawn from a fixed seed, so every run crashes at the same points of the same plan;
+which orders are in flight at that moment is up to the scheduler, and the checks hold either way.
 """
 
 from __future__ import annotations
