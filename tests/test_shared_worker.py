@@ -81,3 +81,14 @@ async def test_attached_server_starts_its_own_worker_when_the_owner_exits(tmp_pa
             orders = (await _call(a, "get_orders", account="sim"))["orders"]
             assert [o["client_order_id"] for o in orders] == ["from-a"]
     assert not _worker_pids(home)
+
+
+async def test_a_damaged_worker_file_is_ignored_and_a_worker_is_started(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "worker.json").write_text(json.dumps({"token": "t", "url": "not a url", "pid": 1}))
+    with anyio.fail_after(120):
+        async with Client(_params(home)) as c:
+            health = await _call(c, "health")
+            assert health["ok"] and health["worker"]["state"] == "up"
+            assert json.loads((home / "worker.json").read_text())["uds"]  # our own worker's, written anew

@@ -86,7 +86,12 @@ class WorkerSupervisor:
         info = self._read_info()
         if info is None or (self._process is not None and info.get("pid") == self._process.pid):
             return False
-        await self.client.rebind(Endpoint(info.get("uds"), info.get("url")), info["token"])
+        uds, url = info.get("uds"), info.get("url")
+        try:
+            endpoint = Endpoint(uds if isinstance(uds, str) else None, url if isinstance(url, str) else None)
+            await self.client.rebind(endpoint, info["token"])
+        except ValueError:
+            return False  # a damaged file: it says nothing usable about where a worker listens
         try:
             await self.client.call("health", {}, budget_s=2.0)
         except QmtError:

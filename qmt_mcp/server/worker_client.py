@@ -60,7 +60,8 @@ class WorkerClient:
 
     async def rebind(self, endpoint: Endpoint, token: str) -> None:
         old_http, old_wire = self._http, self._wire
-        self._http, self._wire = endpoint.http(), endpoint.wire()
+        wire = endpoint.wire()  # first: it is what refuses a malformed URL, before anything is opened
+        self._http, self._wire = endpoint.http(), wire
         self._headers = {"Authorization": f"Bearer {token}"}
         if old_http is not None:
             await old_http.aclose()
