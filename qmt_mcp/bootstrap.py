@@ -31,7 +31,7 @@ from .worker.readers import Readers
 from .worker.reconcile import Reconciler
 from .worker.risk_calls import RiskCalls
 from .worker.service import WorkerService
-from .worker.statefiles import Quarantined, check_secret, check_sqlite
+from .worker.statefiles import Quarantined, check_state_dir
 from .worker.stream import event_frames
 
 UNIVERSE_CODES = frozenset(item.code for item in UNIVERSE)
@@ -112,9 +112,7 @@ def build_worker(
         for a in cfg.accounts.values()
     }
     replay = _load_replay(cfg)
-    quarantined = [] if home is None else [q for q in [check_sqlite(
-        home / "sim.sqlite", clock.now(),
-        "The paper accounts start over from their configured cash and positions.")] if q is not None]
+    quarantined = check_state_dir(home, clock.now(), sim_book=True)
     for name, a in cfg.accounts.items():
         unknown = [c for c in a.positions if c not in UNIVERSE_CODES and c not in replay]
         if unknown:
@@ -135,17 +133,8 @@ def build_worker(
 
 def _assemble(
     cfg: Config, home: Path | None, clock: Clock, ids: IdSource | None, port: BrokerPort,
-    quarantined: list[Quarantined] | None = None,
+    quarantined: list[Quarantined],
 ) -> Worker:
-    quarantined = list(quarantined or [])
-    if home is not None:
-        now = clock.now()
-        for q in (check_sqlite(home / "worker.sqlite", now,
-                               "The order journal starts empty; reconciliation imports the broker's orders of "
-                               "today as external records, and event seq starts again under a new journal_id."),
-                  check_secret(home / "confirm.key", now, "Confirm tokens issued before now no longer verify.")):
-            if q is not None:
-                quarantined.append(q)
     journal = Journal(None if home is None else home / "worker.sqlite")
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
@@ -168,7 +157,8 @@ def _real_xtquant_worker(
         raise ConfigError(f"'xtquant.native': {exc}") from None
     data = XtDataSource(xtdata, clock, lambda: phase_at(clock.now()) is Phase.CONTINUOUS)
     broker: BrokerPort = XtQuantBroker(cfg, clock, data, lambda: phase_at(clock.now()), cfg.xtquant.qmt_path)
-    return _assemble(cfg, home, clock, ids, broker if wrap is None else wrap(broker))
+    quarantined = check_state_dir(home, clock.now(), sim_book=False)
+    return _assemble(cfg, home, clock, ids, broker if wrap is None else wrap(broker), quarantined)
 
 
 def _load_replay(cfg: Config) -> dict[str, ReplaySeries]:

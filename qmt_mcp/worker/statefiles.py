@@ -31,6 +31,23 @@ class Quarantined:
         return {"file": self.file, "moved_to": self.moved_to, "reason": self.reason, "consequence": self.consequence}
 
 
+def check_state_dir(home: Path | None, now: datetime, *, sim_book: bool) -> list[Quarantined]:
+    """Check every state file the worker is about to open (the simulator's book only on the simulator);
+    call it before anything opens them."""
+    if home is None:
+        return []
+    found = [
+        check_sqlite(home / "worker.sqlite", now,
+                     "The order journal starts empty; reconciliation imports the broker's orders of today as "
+                     "external records, and event seq starts again under a new journal_id."),
+        check_secret(home / "confirm.key", now, "Confirm tokens issued before now no longer verify."),
+    ]
+    if sim_book:
+        found.append(check_sqlite(home / "sim.sqlite", now,
+                                  "The paper accounts start over from their configured cash and positions."))
+    return [q for q in found if q is not None]
+
+
 def check_sqlite(path: Path, now: datetime, consequence: str) -> Quarantined | None:
     """Quarantine `path` if it exists and SQLite cannot read it whole."""
     if not path.exists():
