@@ -55,7 +55,7 @@ class Worker:
             "get_positions": r.get_positions, "get_orders": s.get_orders, "get_trades": r.get_trades,
             "get_order": s.get_order, "preview_order": s.preview_order, "place_order": s.place_order,
             "cancel_order": s.cancel_order, "get_risk_status": k.get_risk_status, "reset_risk": k.reset_risk,
-            "get_order_events": s.get_order_events,
+            "check_order": s.check_order, "check_reset": k.check_reset, "get_order_events": s.get_order_events,
             "latest_events": s.latest_events, "note_gap": s.note_gap,
         }
 

@@ -22,7 +22,7 @@ import anyio
 
 from ..domain.errors import QmtError
 from ..domain.orders import OrderRequest
-from .port import BrokerEvent, BrokerPort, Sink
+from .port import BrokerEvent, BrokerPort, Sink, TradeFilled
 
 Mode = Literal["hang_before_send", "hang_after_send", "lose_answer", "fail"]
 MODES: tuple[Mode, ...] = ("hang_before_send", "hang_after_send", "lose_answer", "fail")
@@ -36,6 +36,9 @@ class FaultInjectingBroker:
         self.calls: dict[str, int] = defaultdict(int)
         self._sink: Sink | None = None
         self._muted = False
+        self._holding = False
+        self._held: list[BrokerEvent] = []
+        self.trade_held = anyio.Event()
 
     @classmethod
     def from_spec(cls, inner: BrokerPort, spec: str) -> FaultInjectingBroker:
@@ -52,8 +55,25 @@ class FaultInjectingBroker:
         self.inner.set_sink(self._forward)
 
     def _forward(self, events: Sequence[BrokerEvent]) -> None:
-        if not self._muted and self._sink is not None:
+        if self._muted or self._sink is None:
+            return
+        if self._holding:
+            self._held += [ev for ev in events if isinstance(ev, TradeFilled)]
+            events = [ev for ev in events if not isinstance(ev, TradeFilled)]
+            if self._held:
+                self.trade_held.set()
+        if events:
             self._sink(events)
+
+    def hold_trades(self) -> None:
+        """From now on trade pushes wait for `release_trades` while every other push goes through: a
+        broker whose fill arrives after the order's final status, in a later batch (as xtquant's may)."""
+        self._holding = True
+
+    def release_trades(self) -> None:
+        held, self._held, self._holding = self._held, [], False
+        if held and self._sink is not None:
+            self._sink(held)
 
     def script(self, method: str, mode: Mode, error: QmtError | None = None) -> None:
         self._faults[method].append((mode, error))

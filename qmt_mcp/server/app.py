@@ -7,6 +7,7 @@ state: everything is the worker's.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import secrets
@@ -24,16 +25,26 @@ from mcp.types import (
     Tool,
     ToolAnnotations,
 )
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 
 from .. import __version__
 from ..domain.errors import ErrorCode, QmtError
 from . import schemas as S
 from .descriptions import TOOLS
 from .events import EventFeed, LegacySubscriptions
-from .human import ConfirmHuman, HumanConfirm, WorkerCall, ask_person
+from .human import (
+    ConfirmHuman,
+    Gate,
+    HumanConfirm,
+    WorkerCall,
+    ask_order,
+    ask_reset,
+    gate_order,
+    gate_reset,
+    refusal_of,
+)
 from .resources import register_legacy_subscriptions, register_prompts, register_resources
-from .results import error_result, human_refusal, result
+from .results import error_result, result
 from .schema_shape import simplify
 from .worker_client import WorkerClient
 
@@ -44,8 +55,27 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 ORDER = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
 CANCEL = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
 
+
+
+def _digits_as_text(width: int) -> Callable[[Any], Any]:
+    """Some clients send a bare number for a code or a date (the newer Inspector CLI turns
+    `code=600000` into 600000): take it as the digits it was typed as."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0 or len(str(value)) > width:
+                raise ValueError(f"a number here must have at most {width} digits")
+            return str(value).zfill(6) if width == 6 else str(value)
+        return value
+
+    return convert
+
+
 Account = Annotated[str, Field(description="configured account name, e.g. sim (see list_accounts)")]
-Code = Annotated[str, Field(description="instrument code: 600000.SH, sh600000 or 600000")]
+Code = Annotated[str, BeforeValidator(_digits_as_text(6)),
+                 Field(description="instrument code: 600000.SH, sh600000 or 600000")]
+When = Annotated[str | None, BeforeValidator(_digits_as_text(14)),
+                 Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")]
 Side = Literal["buy", "sell"]
 Volume = Annotated[int, Field(gt=0, description="shares (not lots)")]
 Price = Annotated[float | None, Field(gt=0, description="yuan per share; required for limit orders")]
@@ -83,12 +113,39 @@ class QmtServer(MCPServer[Any]):
     def worker_call(self) -> WorkerCall | None:
         return None if self.deps is None else self.deps.client.call
 
+    _arg_names: dict[str, frozenset[str]] | None = None
+
     async def list_tools(self) -> list[Tool]:
-        """The tools with their output schemas in the shape clients check fastest (schema_shape)."""
-        return [t if t.output_schema is None else t.model_copy(update={"output_schema": _shaped(t.output_schema)})
+        """The tools with their output schemas in the shape clients check fastest (schema_shape), and
+        input schemas that say no other argument is taken."""
+        return [t.model_copy(update={
+                    "output_schema": None if t.output_schema is None else _shaped(t.output_schema),
+                    "input_schema": {**t.input_schema, "additionalProperties": False}})
                 for t in await super().list_tools()]
 
+    async def _unknown_arguments(self, name: str, arguments: dict[str, Any]) -> CallToolResult | None:
+        """An argument the tool does not take is refused, never ignored: a typo such as `qty` or
+        `wait_second` must not silently change what an order does."""
+        if self._arg_names is None:
+            self._arg_names = {t.name: frozenset(t.input_schema.get("properties", {}))
+                               for t in await super().list_tools()}
+        known = self._arg_names.get(name)
+        if known is None:
+            return None  # not a tool of ours: the SDK answers "Unknown tool"
+        unknown = sorted(set(arguments) - known)
+        if not unknown:
+            return None
+        guesses = {u: m[0] for u in unknown if (m := difflib.get_close_matches(u, known, n=1))}
+        hint = ("; ".join(f"{u}: did you mean {g}?" for u, g in guesses.items()) if guesses
+                else f"{name} takes: {', '.join(sorted(known)) or 'no arguments'}")
+        err = QmtError(f"{name} does not take {', '.join(unknown)}", code=ErrorCode.INVALID_ARGUMENT, hint=hint,
+                       details={"arguments": unknown, "accepted": sorted(known)})
+        return error_result(err)
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        refused = await self._unknown_arguments(name, arguments or {})
+        if refused is not None:
+            return refused
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -207,7 +264,7 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
 
     @tool("get_quote", READ_ONLY)
     async def get_quote(
-        codes: Annotated[list[str], Field(min_length=1, max_length=50, description="1-50 instrument codes")],
+        codes: Annotated[list[Code], Field(min_length=1, max_length=50, description="1-50 instrument codes")],
     ) -> Annotated[CallToolResult, S.GetQuoteResult]:
         return await call("get_quote", {"codes": codes}, S.GetQuoteResult)
 
@@ -215,8 +272,8 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
     async def get_klines(
         code: Code,
         period: Literal["1m", "5m", "15m", "30m", "60m", "1d", "1w"] = "1d",
-        start: Annotated[str | None, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")] = None,
-        end: Annotated[str | None, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")] = None,
+        start: When = None,
+        end: When = None,
         count: Annotated[int, Field(ge=1, le=5000)] = 100,
         adjust: Literal["none", "front", "back"] = "none",
     ) -> Annotated[CallToolResult, S.GetKlinesResult]:
@@ -226,8 +283,10 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
     @tool("get_ticks", READ_ONLY)
     async def get_ticks(
         code: Code,
-        start: Annotated[str, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")],
-        end: Annotated[str, Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")],
+        start: Annotated[str, BeforeValidator(_digits_as_text(14)),
+                         Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")],
+        end: Annotated[str, BeforeValidator(_digits_as_text(14)),
+                       Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")],
         limit: Annotated[int, Field(ge=1, le=5000)] = 100,
     ) -> Annotated[CallToolResult, S.GetTicksResult]:
         return await call("get_ticks", {"code": code, "start": start, "end": end, "limit": limit}, S.GetTicksResult)
@@ -294,17 +353,18 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         confirm_token: Annotated[str | None, Field(max_length=1024, description="from preview_order")] = None,
         wait_seconds: Wait = 0,
         *,
-        person: Annotated[ElicitationResult[HumanConfirm], Resolve(ask_person)],
+        gate: Annotated[Gate, Resolve(gate_order)],
+        person: Annotated[ElicitationResult[HumanConfirm], Resolve(ask_order)],
         ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, S.PlaceResult]:
-        refusal = human_refusal(person)
+        refusal = gate.refusal or refusal_of(person)
         if refusal is not None:
             return error_result(refusal, S.PlaceResult)
         if wait_seconds > 0 and client_order_id is None:
             client_order_id = "q" + secrets.token_hex(8)  # known here, so progress can follow the order
         args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
                 "order_type": order_type, "market_type": market_type, "client_order_id": client_order_id,
-                "confirm_token": confirm_token, "wait_seconds": wait_seconds}
+                "confirm_token": confirm_token, "wait_seconds": wait_seconds, **gate.worker_args(person)}
         return await call_watching("place_order", args, S.PlaceResult, wait_seconds, ctx, client_order_id, None)
 
     @tool("cancel_order", CANCEL)
@@ -324,9 +384,15 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         account: Account,
         note: Annotated[str, Field(min_length=1, max_length=200, description="why, recorded with the reset")],
         confirm_token: Annotated[str | None, Field(max_length=1024)] = None,
+        *,
+        gate: Annotated[Gate, Resolve(gate_reset)],
+        person: Annotated[ElicitationResult[HumanConfirm], Resolve(ask_reset)],
     ) -> Annotated[CallToolResult, S.ResetRiskResult]:
-        return await call("reset_risk", {"account": account, "note": note, "confirm_token": confirm_token},
-                          S.ResetRiskResult)
+        refusal = gate.refusal or refusal_of(person)
+        if refusal is not None:
+            return error_result(refusal, S.ResetRiskResult)
+        args = {"account": account, "note": note, "confirm_token": confirm_token, **gate.worker_args(person)}
+        return await call("reset_risk", args, S.ResetRiskResult)
 
     @tool("get_order_events", READ_ONLY)
     async def get_order_events(

@@ -1,88 +1,170 @@
-"""Human in the loop for live orders, through MCP elicitation (both protocol eras).
+"""A person confirms live orders and risk resets through MCP elicitation (both protocol eras).
 
 `server.confirm_human`:
 - "off": never ask (the two-step confirm token still guards live accounts);
 - "if_supported": ask the person when the client can show a form, else rely on the token alone;
 - "required": ask, and fail closed (CONFIRM_DECLINED) when the client cannot ask.
 
-`ask_person` is place_order's resolver and runs before the tool body. It asks only for a live
-account's order that would be accepted and carries a token, so the person sees exactly what will be
-sent, with its cost and fees.
-A plain `Skip` answer means no question was put; the tool body decides what that allows.
+The worker decides, not this module (worker/person.py). Two resolvers run before the tool body:
+- a *gate* asks the worker for the call's whole decision without acting (`check_order` /
+  `check_reset`: validation, token, risk). A refusal there is the answer, and nobody is asked; a
+  request that needs a person comes back with a proof the worker will demand on the real call;
+- `ask_*` puts the question to the person only then, worded from the worker's own figures.
+The tool body sends the proof only when the person said yes. With no proof the worker refuses, so a
+skipped question can never turn into a sent order.
+
+On 2026-07-28 the resolvers run again on the retry that carries the answer: the gate fetches a
+fresh proof (the checks run again), and the question is worded only from the request, so it reads
+the same and its recorded answer applies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, cast
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, cast
 
-from mcp.server.mcpserver import Context, Elicit
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
 from pydantic import BaseModel, Field
 
-from ..domain.errors import QmtError
+from ..domain.errors import ErrorCode, QmtError
 
 ConfirmHuman = Literal["off", "if_supported", "required"]
 WorkerCall = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+def yuan_text(value: Any) -> str:  # replaced by the domain's formatter once it lands
+    return f"{float(value):,.2f} yuan" if isinstance(value, int | float) else "? yuan"
+
+
 class HumanConfirm(BaseModel):
-    confirm: bool = Field(description="Send this live order now?")
+    confirm: bool = Field(description="Go ahead with this live request now?")
 
 
 class Skip(BaseModel):
     """No question was put to the person, and why."""
 
-    reason: Literal["off", "not_live", "would_reject", "no_token", "cannot_ask", "cannot_ask_required", "error"]
+    reason: Literal["not_needed", "cannot_ask"]
 
 
-def _describe(order: dict[str, Any], preview: dict[str, Any]) -> str:
-    o = preview.get("order", {})
-    name = str(o.get("name", ""))[:40]
-    side = "BUY" if order["side"] == "buy" else "SELL"
-    head = f"LIVE order on account '{order['account']}': {side} {order['volume']} shares of {order['code']} {name}"
-    if order.get("order_type", "limit") == "limit":
-        est = preview.get("estimate", {})
-        return (f"{head} at {order['price']} yuan (limit). Amount {est.get('amount')} yuan; commission "
-                f"{est.get('commission')}, stamp duty {est.get('stamp_duty')}, transfer fee "
-                f"{est.get('transfer_fee')}; total {est.get('total')} yuan. Send it?")
-    # A market order's fill price is not known in advance; say what bounds it (stable between rounds).
-    bound = f" bounded by {order['price']} yuan" if order.get("price") is not None else ""
-    return f"{head} at market ({order.get('market_type') or 'best5_cancel'}){bound}. Send it?"
+@dataclass(frozen=True)
+class Gate:
+    """The worker's answer before anyone is asked."""
+
+    asked_for: bool = False                  # this request asked the worker for a person ("person": "ask")
+    refusal: QmtError | None = None          # the call would be refused: that is the answer
+    person: dict[str, Any] | None = None     # proof, expires_at, order, estimate: what the person confirms
+
+    def worker_args(self, outcome: ElicitationResult[Any]) -> dict[str, Any]:
+        """What the real call carries: the request for a person, and the proof when they said yes."""
+        if not self.asked_for:
+            return {}
+        out: dict[str, Any] = {"person": "ask"}
+        if self.person is not None and refusal_of(outcome) is None:
+            out.update(person_proof=self.person["proof"], person_channel="elicitation")
+        return out
 
 
 class HumanGate(Protocol):
-    """What the resolver needs from the server: the configured mode and a way to reach the worker."""
+    """What the resolvers need from the server: the configured mode and a way to reach the worker."""
 
     confirm_human: ConfirmHuman
 
     def worker_call(self) -> WorkerCall | None: ...
 
 
-async def ask_person(
-    account: str, code: str, side: str, volume: int, price: float | None, order_type: str,
-    market_type: str | None, confirm_token: str | None, ctx: Context,
-) -> Elicit[HumanConfirm] | Skip:
-    """Resolver of place_order's `person` parameter (tool arguments arrive by name)."""
-    gate = cast(HumanGate, ctx.mcp_server)
-    mode = gate.confirm_human
-    if mode == "off":
-        return Skip(reason="off")
-    call = gate.worker_call()
-    if call is None:
-        return Skip(reason="error")
-    order = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
-             "order_type": order_type, "market_type": market_type}
-    try:
-        preview = await call("preview_order", {k: v for k, v in order.items() if v is not None})
-    except QmtError:
-        return Skip(reason="error")  # the order call will report the same error
-    if not preview.get("live"):
-        return Skip(reason="not_live")
-    if not preview.get("would_accept"):
-        return Skip(reason="would_reject")
-    if confirm_token is None:
-        return Skip(reason="no_token")
+def _client_can_ask(ctx: Context) -> bool:
     caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
-        return Skip(reason="cannot_ask_required" if mode == "required" else "cannot_ask")
-    return Elicit(_describe(order, preview), HumanConfirm)
+    return caps is not None and caps.elicitation is not None
+
+
+async def _gate(ctx: Context, check: str, args: dict[str, Any]) -> Gate:
+    server = cast(HumanGate, ctx.mcp_server)
+    mode = server.confirm_human
+    # A live call always carries a token; without one the worker refuses it anyway (or, for a reset,
+    # issues the token), so there is nothing to confirm yet.
+    if mode == "off" or args.get("confirm_token") is None:
+        return Gate()
+    if mode == "if_supported" and not _client_can_ask(ctx):
+        return Gate()
+    call = server.worker_call()
+    if call is None:
+        return Gate(asked_for=True)  # the real call reports the missing worker
+    try:
+        answer = await call(check, {**{k: v for k, v in args.items() if v is not None}, "person": "ask"})
+    except QmtError as exc:
+        return Gate(asked_for=True, refusal=exc)
+    return Gate(asked_for=True, person=answer.get("person"))
+
+
+async def gate_order(
+    account: str, code: str, side: str, volume: int, price: float | None, order_type: str,
+    market_type: str | None, client_order_id: str | None, confirm_token: str | None, ctx: Context,
+) -> Gate:
+    """place_order's gate (tool arguments arrive by name, validated)."""
+    args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
+            "order_type": order_type, "market_type": market_type, "client_order_id": client_order_id,
+            "confirm_token": confirm_token}
+    return await _gate(ctx, "check_order", args)
+
+
+async def gate_reset(account: str, note: str, confirm_token: str | None, ctx: Context) -> Gate:
+    """reset_risk's gate."""
+    return await _gate(ctx, "check_reset", {"account": account, "note": note, "confirm_token": confirm_token})
+
+
+def _ask(gate: Gate, ctx: Context, question: Callable[[dict[str, Any]], str]) -> Elicit[HumanConfirm] | Skip:
+    if gate.refusal is not None or gate.person is None:
+        return Skip(reason="not_needed")
+    if not _client_can_ask(ctx):
+        return Skip(reason="cannot_ask")
+    return Elicit(question(gate.person), HumanConfirm)
+
+
+def _order_question(person: dict[str, Any]) -> str:
+    order, est = person.get("order", {}), person.get("estimate", {})
+    name = str(order.get("name", ""))[:40]
+    side = "BUY" if order.get("side") == "buy" else "SELL"
+    head = (f"LIVE order on account '{order.get('account')}': {side} {order.get('volume')} shares of "
+            f"{order.get('code')} {name}")
+    if order.get("order_type", "limit") == "limit":
+        return (f"{head} at {order.get('price')} yuan per share (limit). Amount {yuan_text(est.get('amount'))}; "
+                f"commission {yuan_text(est.get('commission'))}, stamp duty {yuan_text(est.get('stamp_duty'))}, "
+                f"transfer fee {yuan_text(est.get('transfer_fee'))}; total {yuan_text(est.get('total'))}. Send it?")
+    # A market order's fill price is not known in advance; say what bounds it (stable between rounds).
+    bound = f" bounded by {order['price']} yuan per share" if order.get("price") else ""
+    return f"{head} at market ({order.get('market_type') or 'best5_cancel'}){bound}. Send it?"
+
+
+def _reset_question(person: dict[str, Any]) -> str:
+    account = person.get("order", {}).get("account")
+    return (f"LIVE account '{account}': the agent asks to reset the daily-loss breaker, which lets it open "
+            "new positions again today. Reset it?")
+
+
+async def ask_order(gate: Annotated[Gate, Resolve(gate_order)], ctx: Context) -> Elicit[HumanConfirm] | Skip:
+    return _ask(gate, ctx, _order_question)
+
+
+async def ask_reset(gate: Annotated[Gate, Resolve(gate_reset)], ctx: Context) -> Elicit[HumanConfirm] | Skip:
+    return _ask(gate, ctx, _reset_question)
+
+
+def refusal_of(outcome: ElicitationResult[Any]) -> QmtError | None:
+    """What the person's answer (or the lack of one) refuses; None when it lets the call go on."""
+    if isinstance(outcome, AcceptedElicitation):
+        data = outcome.data
+        if isinstance(data, Skip):
+            if data.reason == "not_needed":
+                return None
+            return QmtError(
+                "a person must confirm this live request, and this client cannot ask them",
+                code=ErrorCode.CONFIRM_DECLINED,
+                hint="Use an MCP client that supports elicitation (forms), or act by hand.",
+                details={"reason": "client_cannot_ask"},
+            )
+        if isinstance(data, HumanConfirm) and data.confirm:
+            return None
+        return QmtError("the person did not confirm", code=ErrorCode.CONFIRM_DECLINED)
+    return QmtError(f"the person {outcome.action}d the confirmation", code=ErrorCode.CONFIRM_DECLINED,
+                    details={"action": outcome.action})

@@ -32,6 +32,7 @@ def error_body(exc: QmtError) -> dict[str, Any]:
 
 
 AUDITED = {"place_order", "cancel_order", "reset_risk"}
+SECRET_ARGS = {"confirm_token", "person_proof"}  # bearer proofs: the audit records that they came, not them
 
 
 Job = Callable[[], Awaitable[Any]]
@@ -96,7 +97,7 @@ def build_app(
             crash = QmtError("the worker hit an unexpected error", code=ErrorCode.INTERNAL, state_changed="unknown")
             body_out, status = error_body(crash), 500
         if audit is not None and name in AUDITED:
-            entry = {"call": name, "args": {k: v for k, v in args.items() if k != "confirm_token"},
+            entry = {"call": name, "args": {k: v for k, v in args.items() if k not in SECRET_ARGS},
                      "outcome": body_out if not body_out["ok"] else {"ok": True, "order": body_out.get("order")}}
             try:
                 audit(entry)

@@ -157,6 +157,12 @@ class Journal:
                 self._unsaved.append(r)
             return cur.rowcount == 1
 
+    def token_used(self, token_id: str) -> bool:
+        """Whether a token was spent already (read only: a person is never asked about a spent one)."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM confirm_used WHERE token_id=?", (token_id,)).fetchone()
+        return row is not None
+
     def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
         with self._lock:
             row = self._db.execute(

@@ -46,6 +46,7 @@ from . import crashpoints
 from .args import opt_bool, opt_float, opt_int, opt_str, req_str
 from .confirm import ConfirmTokens
 from .journal import Journal
+from .person import PersonProofs, person_needed
 from .pushes import PushRecorder, status_data
 from .riskbook import RiskBook, day_start
 
@@ -64,6 +65,7 @@ class WorkerService:
         self.clock = clock
         self.ids = ids
         self.risk = RiskBook(journal, broker, clock)
+        self.proofs = PersonProofs(tokens)
         self.started_at = clock.now()
         self._changed = anyio.Event()
         self.quarantined: list[dict[str, str]] = []  # state files moved aside at start (statefiles)
@@ -139,25 +141,56 @@ class WorkerService:
             return None
         return self.tokens.verify(token, tool, fields, self.clock.now())
 
+    async def _decide(self, req: OrderRequest, acct: AccountConfig, token: str | None) -> tuple[Any, str | None]:
+        """Validation, the confirm token and risk, in that order; the first refusal is raised. Returns
+        the decision and the token's id. Call under the order lock: usage must see pending orders."""
+        v = await self._validate(req)
+        failure = first_failure(v["checks"])
+        if failure is not None:
+            raise failure
+        token_id = self.check_token("place_order", req.fingerprint(), token, acct.live)
+        denial = first_denial(v["decisions"])
+        if denial is not None:
+            raise denial
+        if token_id is not None and self.journal.token_used(token_id):
+            raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
+        return v, token_id
+
+    async def check_order(self, args: dict[str, Any]) -> dict[str, Any]:
+        """place_order's whole decision without sending anything: whether a person must confirm it,
+        and if so the proof their confirmation will carry (person.py). A refusal is raised as it
+        would be by place_order, so nobody is asked about an order that would not go."""
+        req = parse_order_request(args)
+        name, acct = self.account(args)
+        cid = check_client_order_id(args.get("client_order_id"))
+        token = opt_str(args, "confirm_token", 1024)
+        async with self.order_lock:
+            if cid is not None and self._replay(name, cid, req) is not None:
+                return {"person": None}  # the recorded result is answered; nothing new is sent
+            v, token_id = await self._decide(req, acct, token)
+        if token_id is None or not person_needed(self.cfg, acct, args):
+            return {"person": None}
+        proof, expires = self.proofs.issue("place_order", req.fingerprint(), token_id, self.clock.now())
+        order = {**req.fingerprint(), "volume": req.volume, "name": clean_text(v["inst"].name)}
+        return {"person": {"proof": proof, "expires_at": expires, "order": order,
+                           "estimate": v["est"].to_wire(req.side)}}
+
     async def place_order(self, args: dict[str, Any]) -> dict[str, Any]:
         crashpoints.arm()
         req = parse_order_request(args)
         name, acct = self.account(args)
         cid = check_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
         token = opt_str(args, "confirm_token", 1024)
+        proof = opt_str(args, "person_proof", 1024)
         wait = opt_float(args, "wait_seconds", 0, 0, 60)
         async with self.order_lock:
             replay = self._replay(name, cid, req)
             if replay is not None:
                 return {"order": replay.to_wire(), "idempotent_replay": True}
-            v = await self._validate(req)
-            failure = first_failure(v["checks"])
-            if failure is not None:
-                raise failure
-            token_id = self.check_token("place_order", req.fingerprint(), token, acct.live)
-            denial = first_denial(v["decisions"])
-            if denial is not None:
-                raise denial
+            v, token_id = await self._decide(req, acct, token)
+            if token_id is not None and person_needed(self.cfg, acct, args):
+                # Checked here, under the lock and after risk, never trusted from an earlier look.
+                self.proofs.verify(proof, "place_order", req.fingerprint(), token_id, self.clock.now())
             if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
             rec = OrderRecord(
@@ -249,13 +282,24 @@ class WorkerService:
         self.notify()
 
     async def _wait_terminal(self, name: str, cid: str, seconds: float) -> None:
+        """Until the order is final and every fill it reports is journaled as a trade event. Brokers
+        push a fill's trade after the order's status (xtquant does, and its pushes may land in
+        separate batches): answering on the status alone would end a waiting client's progress
+        before its trade arrived."""
         with anyio.move_on_after(seconds):
             while True:
                 changed = self._changed
                 rec = self.journal.order_by_client_id(name, cid)
-                if rec is None or rec.status in TERMINAL:
+                if rec is None or (rec.status in TERMINAL and self._trades_journaled(name, rec)):
                     return
                 await changed.wait()
+
+    def _trades_journaled(self, name: str, rec: OrderRecord) -> bool:
+        if rec.traded_volume == 0:
+            return True
+        trades = [e for e in self.journal.events(name, 0, 1000, order_client_id=rec.client_order_id)
+                  if e["type"] == "trade"]
+        return sum(int(e.get("volume") or 0) for e in trades) >= rec.traded_volume
 
     # ----- cancel and read orders
     def _find(self, name: str, args: dict[str, Any]) -> OrderRecord:
