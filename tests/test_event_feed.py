@@ -47,6 +47,7 @@ async def test_feed_resumes_after_the_stream_drops_with_no_missing_seq(clock: Ma
         async with serve_worker(worker, sock), anyio.create_task_group() as tg:
             await client.rebind(Endpoint(str(sock)), TOKEN)
             tg.start_soon(feed.run)
+            await feed.first_hello.wait()  # it starts at the journal's end
             _append(worker, 3)
             await _until(lambda: feed.last_seq == 3)
             # The worker becomes unreachable (its stream drops, reconnects fail) while its journal grows.
@@ -77,6 +78,7 @@ async def test_feed_notices_a_journal_it_was_not_following(clock: ManualClock, t
         async with serve_worker(first, sock_a), serve_worker(second, sock_b), anyio.create_task_group() as tg:
             await client.rebind(Endpoint(str(sock_a)), TOKEN)
             tg.start_soon(feed.run)
+            await feed.first_hello.wait()
             _append(first, 5)
             await _until(lambda: feed.last_seq == 5)
             updated.clear()
@@ -108,3 +110,56 @@ async def test_worker_answers_garbage_with_4xx_and_stays_up(clock: ManualClock, 
         assert r.status_code == 200 and r.json()["error"]["code"] == "INVALID_ARGUMENT"
         assert (await wc.call("health", {}))["worker"]["state"] == "up"
     await worker.close()
+
+
+async def test_a_line_separator_in_a_note_does_not_stop_the_feed(session: Any) -> None:
+    """U+2028 (or U+2029, U+0085) in any text, here a risk-reset note, once cut the frame in two and
+    the feed then failed on it for good: no notification ever again."""
+    feed = session.server.feed
+    await session.ok("reset_risk", account="sim", note="checked\u2028with\u2029the desk\x85ok")
+    placed = await session.ok("place_order", **await session.marketable_buy("after-sep"))
+    with anyio.fail_after(10):
+        await feed.reached(placed["journal_seq"] if "journal_seq" in placed else session.worker.journal.last_seq())
+    assert feed.bad_frames == 0 and feed.connected
+    notes = [e for e in (await session.ok("get_order_events", account="sim"))["events"] if e.get("rule") == "RESET"]
+    assert notes[0]["message"] == "checked\u2028with\u2029the desk\x85ok"
+
+
+async def test_a_frame_the_feed_cannot_read_is_counted_and_skipped() -> None:
+    feed = EventFeed(WorkerClient(None, TOKEN), InMemorySubscriptionBus(), LegacySubscriptions())
+    for bad in ("{not json", "[1, 2]", '{"no": "seq"}'):
+        await feed._dispatch("journal", bad)
+    await feed._dispatch("journal", '{"seq": 1, "account": "sim", "type": "risk"}')
+    assert feed.bad_frames == 3 and feed.last_seq == 1
+
+
+async def test_a_new_feed_starts_at_the_journals_end_instead_of_replaying_history(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    worker = make_worker(parse_config({"worker": {"heartbeat_s": 0.1}}), tmp_path / "h", clock)
+    _append(worker, 50)  # a long history before this server started
+    sock = socket_path(tmp_path / "s")
+    client = WorkerClient(None, TOKEN)
+    seqs: list[int] = []
+    feed = EventFeed(client, InMemorySubscriptionBus(), LegacySubscriptions(),
+                     on_event=lambda ev: seqs.append(ev["seq"]))
+    with anyio.fail_after(30):
+        async with serve_worker(worker, sock), anyio.create_task_group() as tg:
+            await client.rebind(Endpoint(str(sock)), TOKEN)
+            tg.start_soon(feed.run)
+            await feed.first_hello.wait()
+            assert feed.last_seq == 50
+            _append(worker, 2)
+            await _until(lambda: feed.last_seq == 52)
+            tg.cancel_scope.cancel()
+    await client.aclose()
+    assert seqs == [51, 52]
+    await worker.close()
+
+
+async def test_the_event_stream_refuses_a_seq_it_cannot_read_with_an_envelope(session: Any) -> None:
+    http = session.server.deps.client.http
+    for bad in ("\u00b2".encode("latin-1"), b"1.5", b"-3", b"9" * 30):
+        headers = {**session.server.deps.client.headers, "Last-Event-ID": bad}
+        resp = await http.get("/v1/events", headers=headers)
+        assert resp.status_code == 400 and resp.json()["error"]["code"] == "INVALID_ARGUMENT", bad

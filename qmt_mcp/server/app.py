@@ -169,10 +169,21 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Any]) -> AsyncIterator[ServerDeps]:
+        if srv.deps is not None:
+            # Already open for this process: SSE enters the lifespan once per connection, inside the
+            # app-wide entry http.py holds. Share it; a second worker supervisor and event feed would
+            # notify every subscriber twice and, on closing, take the worker from the other clients.
+            yield srv.deps
+            return
         async with open_deps() as deps, anyio.create_task_group() as tg:
             srv.deps = deps
             srv.feed = EventFeed(deps.client, bus, legacy)
             tg.start_soon(srv.feed.run)
+            # The feed starts at the journal's end: let it attach before the first call, so an order
+            # placed at once still has its events followed (bounded: a worker that is down must not
+            # hold up the start).
+            with anyio.move_on_after(2.0):
+                await srv.feed.first_hello.wait()
             try:
                 yield deps
             finally:

@@ -5,7 +5,8 @@ any drop (a worker restart included: the journal is durable, so nothing is misse
 worker's journal is a different one than before it says so (a `gap` notice) and tells every
 resource to re-read. Each event fans out to:
 - resource update notifications, on both protocol eras: the `subscriptions/listen` bus (2026-07-28)
-  and legacy `resources/subscribe` sessions (2025-11-25 and earlier);
+  and the client connections that sent `resources/subscribe` (2025-11-25 and earlier), one
+  notification per event and URI to each;
 - watchers (place_order / get_order waiting with progress notifications).
 """
 
@@ -16,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -47,27 +48,51 @@ def uris_for(event: dict[str, Any]) -> list[str]:
     return uris
 
 
+class Subscriber(Protocol):
+    """A client connection as `resources/subscribe` sees it (the SDK's `Connection`)."""
+
+    async def send_resource_updated(self, uri: str) -> None: ...
+
+
 class LegacySubscriptions:
-    """`resources/subscribe` sessions by URI (the 2025-era pipe, which MCPServer does not serve itself)."""
+    """Which URIs each client follows through `resources/subscribe` (the 2025-era pipe, which
+    MCPServer does not serve itself).
+
+    Keyed by the client's connection (a stdio pipe, an SSE stream, one Mcp-Session-Id): subscribing
+    to a URI again is the same subscription (the spec's subscribe is a set, not a counter), one
+    unsubscribe ends it, and `forget` drops everything of a connection that closed.
+    """
 
     def __init__(self) -> None:
-        self._by_uri: dict[str, set[Any]] = {}
+        self._by_client: dict[Subscriber, set[str]] = {}
 
-    def add(self, uri: str, session: Any) -> None:
-        self._by_uri.setdefault(uri, set()).add(session)
+    def add(self, uri: str, client: Subscriber) -> bool:
+        """Subscribe `client` to `uri`; True when the client is new here (so the caller can arrange
+        for `forget` when it closes)."""
+        new = client not in self._by_client
+        self._by_client.setdefault(client, set()).add(uri)
+        return new
 
-    def remove(self, uri: str, session: Any) -> None:
-        self._by_uri.get(uri, set()).discard(session)
+    def remove(self, uri: str, client: Subscriber) -> None:
+        # The client stays known (with no URIs) until `forget`, so its close is hooked only once.
+        self._by_client.get(client, set()).discard(uri)
+
+    def forget(self, client: Subscriber) -> None:
+        self._by_client.pop(client, None)
 
     def uris(self) -> list[str]:
-        return [u for u, s in self._by_uri.items() if s]
+        return sorted({uri for uris in self._by_client.values() for uri in uris})
+
+    def subscribers(self, uri: str) -> list[Subscriber]:
+        return [c for c, uris in self._by_client.items() if uri in uris]
 
     async def notify(self, uri: str) -> None:
-        for session in list(self._by_uri.get(uri, ())):
+        """One `notifications/resources/updated` to each client subscribed to `uri`."""
+        for client in self.subscribers(uri):
             try:
-                await session.send_resource_updated(uri)
-            except Exception:  # a closed session: forget it
-                self._by_uri[uri].discard(session)
+                await client.send_resource_updated(uri)
+            except Exception:  # the SDK drops what a closed stream cannot carry; anything else: say so, go on
+                log.warning("could not notify a subscriber of %s", uri, exc_info=True)
 
 
 @dataclass
@@ -108,6 +133,8 @@ class EventFeed:
     journal_id: str | None = None
     connected: bool = False
     gaps: int = 0
+    bad_frames: int = 0
+    first_hello: anyio.Event = field(default_factory=anyio.Event)  # set once the stream first answered
     _watches: list[Watch] = field(default_factory=list)
     on_event: Callable[[dict[str, Any]], None] | None = None
     _advanced: anyio.Event = field(default_factory=anyio.Event)
@@ -140,24 +167,41 @@ class EventFeed:
         http = self.client.http
         if http is None:
             raise OSError("no worker yet")
-        headers = {**self.client.headers, "Last-Event-ID": str(self.last_seq)}
+        # The first time, start at the journal's end: nobody followed anything before this server
+        # started, and replaying a long history would publish thousands of stale notifications.
+        start = "latest" if self.journal_id is None and self.last_seq == 0 else str(self.last_seq)
+        headers = {**self.client.headers, "Last-Event-ID": start}
         timeout = httpx.Timeout(10.0, read=90.0)  # reads see a heartbeat every few seconds
         async with http.stream("GET", "/v1/events", headers=headers, timeout=timeout) as resp:
             if resp.status_code != 200:
                 raise _StreamRefused(f"event stream answered HTTP {resp.status_code}")
             kind, data = "", ""
-            async for line in resp.aiter_lines():
+            async for line in _sse_lines(resp):
                 if line.startswith("event:"):
                     kind = line[6:].strip()
                 elif line.startswith("data:"):
                     data += line[5:].strip()
                 elif line == "" and kind:
-                    await self._frame(kind, json.loads(data) if data else {})
+                    await self._dispatch(kind, data)
                     kind, data = "", ""
+
+    async def _dispatch(self, kind: str, data: str) -> None:
+        """One frame. A frame that cannot be read is counted and skipped: one bad frame must never
+        stop the feed (it would then fail the same way on every resume)."""
+        try:
+            payload = json.loads(data) if data else {}
+            if not isinstance(payload, dict):
+                raise ValueError("a frame's data must be a JSON object")
+            await self._frame(kind, payload)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.bad_frames += 1
+            if self.bad_frames in (1, 10, 100) or self.bad_frames % 1000 == 0:
+                log.warning("skipped an event frame the server cannot read (%d so far): %s", self.bad_frames, exc)
 
     async def _frame(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "hello":
             self.connected = True
+            self.first_hello.set()
             if self.journal_id is not None and data.get("journal_id") != self.journal_id:
                 # Not the journal we were following: our seq means nothing there. Start over and
                 # tell every reader to re-read.
@@ -171,6 +215,8 @@ class EventFeed:
                 with suppress(QmtError):  # say so where agents look: in the events themselves
                     await self.client.call("note_gap", {"previous_journal_id": previous, "last_seq": seen})
                 raise _JournalChanged
+            if self.journal_id is None:
+                self.last_seq = max(self.last_seq, int(data.get("after") or 0))
             self.journal_id = str(data.get("journal_id"))
             return
         if kind != "journal":
@@ -212,3 +258,14 @@ class EventFeed:
             self._watches.remove(w)
             send.close()
             receive.close()
+
+
+async def _sse_lines(resp: httpx.Response) -> AsyncIterator[str]:
+    """The stream's lines, split at LF only (CR LF tolerated). Not `aiter_lines`: it also splits at
+    U+2028, U+2029 and U+0085, which may sit inside a frame's text."""
+    buffer = b""
+    async for chunk in resp.aiter_bytes():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            yield raw.removesuffix(b"\r").decode("utf-8", errors="replace")

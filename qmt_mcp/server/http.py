@@ -13,6 +13,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -73,7 +75,17 @@ def http_app(
                           "(set the environment variable that server.token_env names)")
     security = security_settings(host, allowed_hosts, allowed_origins)
     if transport == "sse":
-        app: ASGIApp = server.sse_app(transport_security=security, host=host)
+        sse = server.sse_app(transport_security=security, host=host)
+
+        @asynccontextmanager
+        async def hold_deps(_app: Any) -> AsyncIterator[None]:
+            # The SDK enters the server's lifespan once per SSE connection; holding it here for the
+            # app's life makes those entries share one worker connection and one event feed.
+            async with server.settings.lifespan(server):
+                yield
+
+        sse.router.lifespan_context = hold_deps
+        app: ASGIApp = sse
     else:
         app = server.streamable_http_app(transport_security=security, host=host)
     if not token:

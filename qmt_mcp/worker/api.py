@@ -59,13 +59,15 @@ def build_app(
         if (denied := refused(request)) is not None:
             return denied
         raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        if not raw.isdigit():
-            exc = QmtError("Last-Event-ID / after must be a seq number", code=ErrorCode.INVALID_ARGUMENT)
+        # isdigit() alone takes "²" and other digits int() refuses; "latest" starts at the journal's end.
+        if not (raw == "latest" or (raw.isascii() and raw.isdigit() and len(raw) <= 19)):
+            exc = QmtError("Last-Event-ID / after must be a seq number or 'latest'", code=ErrorCode.INVALID_ARGUMENT)
             return JSONResponse(error_body(exc), status_code=400)
         if stream is None:
             return JSONResponse(error_body(QmtError("no event stream here")), status_code=404)
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream(int(raw)), media_type="text/event-stream", headers=headers)
+        after = -1 if raw == "latest" else int(raw)
+        return StreamingResponse(stream(after), media_type="text/event-stream", headers=headers)
 
     async def call(request: Request) -> Response:
         if (denied := refused(request)) is not None:
