@@ -23,6 +23,7 @@ from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock
 from .config import Config, ConfigError
 from .domain.sessions import Phase, phase_at
 from .domain.timeutil import iso
+from .statedir import private_dir
 from .worker.api import Handler, build_app
 from .worker.audit import AuditLog
 from .worker.confirm import ConfirmTokens, load_secret
@@ -102,7 +103,7 @@ def build_worker(
     """A worker over `home` (None: everything in memory). `wrap` puts a layer around the broker
     (the fault injector in fault tests)."""
     if home is not None:
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)   # 0700, and what is in it 0600, before anything is opened there
     if cfg.worker.backend == "xtquant" and cfg.xtquant.native == "real":
         return _real_xtquant_worker(cfg, home, clock or SystemClock(), ids, wrap)   # real time, always
     if clock is None:

@@ -16,6 +16,7 @@ import anyio
 
 from . import __version__
 from .config import Config, ConfigError, config_path, home_dir, load_config
+from .statedir import private_dir, private_unix_socket, write_private
 
 log = logging.getLogger("qmt_mcp")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -124,8 +125,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.uds and host not in LOOPBACK:
         # The token is required above, so this is allowed; still, the token travels in clear HTTP.
         log.warning("worker listening on %s: keep it behind an SSH tunnel or a firewall", host)
-    home = home_dir()
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(home_dir())
     faults = os.environ.get("QMT_MCP_FAULTS", "")
     wrap = None
     if faults:
@@ -139,10 +139,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     with HomeLock(home / "worker.lock"):
         worker = build_worker(cfg, home, wrap=wrap)
         app = worker.app(token)
+        sock = None
         if args.uds:
-            uds = Path(args.uds)
-            uds.unlink(missing_ok=True)
-            config = uvicorn.Config(app, uds=str(uds), log_level="warning", access_log=False,
+            # Bound here, 0600: uvicorn would make a socket it binds itself 0666.
+            sock = private_unix_socket(Path(args.uds))
+            config = uvicorn.Config(app, fd=sock.fileno(), log_level="warning", access_log=False,
                                     timeout_graceful_shutdown=GRACE_S, timeout_keep_alive=WORKER_KEEP_ALIVE_S)
         else:
             config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False,
@@ -151,6 +152,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             settle_heap()
             uvicorn.Server(config).run()
         finally:
+            if sock is not None:
+                sock.close()
+                Path(args.uds).unlink(missing_ok=True)   # nobody listens there any more (we still hold the lock)
             anyio.run(worker.close)
     return 0
 
@@ -193,9 +197,12 @@ def cmd_config(args: argparse.Namespace) -> int:
         if target.exists() and not args.force:
             print(f"{target} exists; use --force to overwrite", file=sys.stderr)
             return 1
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent == home_dir():
+            private_dir(target.parent)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
         text = resources.files("qmt_mcp._config_examples").joinpath("embedded.toml").read_text(encoding="utf-8")
-        target.write_text(text, encoding="utf-8")
+        write_private(target, text)   # account ids go in here: 0600 like the rest of the state
         print(f"wrote {target}")
         return 0
     cfg, path = _config(args)

@@ -1,7 +1,9 @@
 """`qmt-mcp demo`: a plausible agent session against `qmt-mcp serve` over stdio, printed.
 
 It uses the MCP SDK's own Client, spawns the real server (which spawns its worker), and works on
-a fresh temporary state dir unless --home is given, so it never touches your paper account.
+a fresh temporary state dir unless --home is given, so it never touches your paper account; the
+temporary dir is removed at the end. The `=` lines are what a person would read: money in them is
+written by `yuan_text`, the raw results (`←`) are JSON as the agent gets them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import tempfile
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+
+from .domain.money import yuan_text
 
 WIDTH = 96
 
@@ -44,8 +48,37 @@ class Transcript:
         return data
 
 
+def _positions_text(positions: list[dict[str, Any]]) -> None:
+    for p in positions:
+        cost = yuan_text(p["cost_basis"]) if p.get("cost_basis") is not None else "?"
+        print(f"  = {p['code']} {p['name']}: {p['volume']} shares, cost {cost}, market value "
+              f"{yuan_text(p['market_value'])}, unrealized P&L {yuan_text(p['unrealized_pnl'])}")
+
+
+def _asset_text(asset: dict[str, Any]) -> None:
+    if asset.get("ok"):
+        print(f"  = cash {yuan_text(asset['cash'])} available, {yuan_text(asset['frozen_cash'])} frozen; total "
+              f"asset {yuan_text(asset['total_asset'])}")
+
+
+def _trades_text(trades: list[dict[str, Any]]) -> None:
+    for t in trades:
+        fees, stamp, transfer = t.get("fees", t["commission"]), t.get("stamp_duty") or 0, t.get("transfer_fee") or 0
+        print(f"  = {t['trade_id']}: {t['side']} {t['volume']} shares of {t['code']} at {t['price']}, amount "
+              f"{yuan_text(t['amount'])}, fees {yuan_text(fees)} (commission {yuan_text(t['commission'])}, "
+              f"stamp duty {yuan_text(stamp)}, transfer fee {yuan_text(transfer)})")
+
+
 async def run_demo(home: str | None = None) -> int:
-    state = home or tempfile.mkdtemp(prefix="qmt-mcp-demo-")
+    if home is not None:
+        return await _session(home)
+    # Removed at the end: the worker is gone by then (the server stops it before it exits). Errors
+    # are ignored so a file still held open (Windows) does not turn a finished demo into a failure.
+    with tempfile.TemporaryDirectory(prefix="qmt-mcp-demo-", ignore_cleanup_errors=True) as state:
+        return await _session(state)
+
+
+async def _session(state: str) -> int:
     env = {"QMT_MCP_HOME": state, "QMT_MCP_LOG_LEVEL": "warning"}
     if "QMT_MCP_CONFIG" in os.environ:
         env["QMT_MCP_CONFIG"] = os.environ["QMT_MCP_CONFIG"]
@@ -84,8 +117,8 @@ async def run_demo(home: str | None = None) -> int:
                                      "price": ask1, "client_order_id": "demo-buy-1"})
 
         t.say("Positions and cash now (today's buy is not sellable until tomorrow: T+1).")
-        await t.call("get_positions", {"account": "sim"})
-        await t.call("get_asset", {"account": "sim"})
+        _positions_text((await t.call("get_positions", {"account": "sim"})).get("positions", []))
+        _asset_text(await t.call("get_asset", {"account": "sim"}))
 
         t.say(f"A resting bid below the market at {bid5}, then I change my mind and cancel it.")
         rest = await t.call("place_order", {"account": "sim", "code": "600000.SH", "side": "buy",
@@ -112,7 +145,7 @@ async def run_demo(home: str | None = None) -> int:
 
         t.say("Finally, the day's orders, trades and risk usage.")
         orders = await t.call("get_orders", {"account": "sim"})
-        await t.call("get_trades", {"account": "sim"})
+        _trades_text((await t.call("get_trades", {"account": "sim"})).get("trades", []))
         await t.call("get_risk_status", {"account": "sim"})
         print(f"\n{'─' * WIDTH}\ndone: {t.step} tool calls, {len(orders.get('orders', []))} orders placed, "
               "refused orders never reached the broker.")

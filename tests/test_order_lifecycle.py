@@ -57,7 +57,8 @@ async def test_fill_costs_cash_exactly_to_the_fen(session: Session) -> None:
     asset = await session.ok("get_asset", account="sim")
     assert Decimal(str(asset["cash"])) == Decimal(1_000_000) - amount - commission - transfer
     trade = (await session.ok("get_trades", account="sim"))["trades"][0]
-    assert Decimal(str(trade["commission"])) == commission + transfer
+    assert Decimal(str(trade["commission"])) == commission and Decimal(str(trade["transfer_fee"])) == transfer
+    assert Decimal(str(trade["fees"])) == commission + transfer
 
 
 async def test_sell_pays_stamp_duty(session: Session) -> None:

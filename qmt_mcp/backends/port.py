@@ -11,15 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal, Protocol
 
 from ..domain.instruments import Instrument
 from ..domain.market import Bar, Quote
+from ..domain.money import money_float
 from ..domain.orders import OrderRequest, Side
 from ..domain.sessions import Phase
 from ..domain.status import OrderStatus
 from ..domain.timeutil import iso
+
+LI = Decimal("0.001")  # per-share prices are shown to the li, as the exchanges quote them
+FeeDetail = Literal["itemized", "derived"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class BrokerOrder:
 
 @dataclass(frozen=True)
 class BrokerTrade:
+    """One fill. Fees are itemized: `commission` is the broker's commission only, `fees` all three.
+
+    `fee_detail` says where the items come from: `itemized` (the counter charged each one: the
+    simulator) or `derived` (the broker reported one total, as xtquant's trade push does; stamp duty
+    and transfer fee are the statutory amounts on this fill and the commission is the rest)."""
+
     account_id: str
     trade_id: str
     order_id: int
@@ -52,14 +62,26 @@ class BrokerTrade:
     volume: int
     amount: Decimal
     commission: Decimal
+    stamp_duty: Decimal
+    transfer_fee: Decimal
     time: datetime
+    fee_detail: FeeDetail = "itemized"
+
+    @property
+    def fees(self) -> Decimal:
+        """All fees of the fill, yuan: what the cash moved by besides the amount."""
+        return self.commission + self.stamp_duty + self.transfer_fee
+
+    def fee_wire(self) -> dict[str, Any]:
+        return {"commission": money_float(self.commission), "stamp_duty": money_float(self.stamp_duty),
+                "transfer_fee": money_float(self.transfer_fee), "fees": money_float(self.fees),
+                "fee_detail": self.fee_detail}
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "trade_id": self.trade_id, "order_id": self.order_id, "client_order_id": self.remark,
             "code": self.code, "side": self.side.value, "price": float(self.price),
-            "volume": self.volume, "amount": float(self.amount), "commission": float(self.commission),
-            "time": iso(self.time),
+            "volume": self.volume, "amount": float(self.amount), **self.fee_wire(), "time": iso(self.time),
         }
 
 
@@ -72,31 +94,52 @@ class Asset:
 
     def to_wire(self) -> dict[str, float]:
         return {
-            "cash": float(self.cash), "frozen_cash": float(self.frozen_cash),
-            "market_value": float(self.market_value), "total_asset": float(self.total_asset),
+            "cash": money_float(self.cash), "frozen_cash": money_float(self.frozen_cash),
+            "market_value": money_float(self.market_value), "total_asset": money_float(self.total_asset),
         }
 
 
 @dataclass(frozen=True)
 class Position:
+    """A holding, with its cost kept exact (yuan; rounded only in `to_wire`).
+
+    `fill_cost` is what the held shares were bought for, fees excluded; `cost` (the cost basis) adds
+    the buy fees. Per share they are `avg_price` (average fill price) and `cost_price` (成本价, as
+    A-share brokers report it). Selling releases cost at the average, so both stay per-share averages."""
+
     code: str
     name: str
     volume: int
     can_use_volume: int
-    avg_price: Decimal
     last_price: Decimal
+    fill_cost: Decimal
+    cost: Decimal
+
+    @property
+    def avg_price(self) -> Decimal:
+        return self.fill_cost / self.volume if self.volume else Decimal(0)
+
+    @property
+    def cost_price(self) -> Decimal:
+        return self.cost / self.volume if self.volume else Decimal(0)
 
     @property
     def market_value(self) -> Decimal:
-        return (self.last_price * self.volume).quantize(Decimal("0.01"))
+        return self.last_price * self.volume
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        """Market value less the cost basis (buy fees included), exact."""
+        return self.market_value - self.cost
 
     def to_wire(self) -> dict[str, Any]:
-        cost = (self.avg_price * self.volume).quantize(Decimal("0.01"))
         return {
             "code": self.code, "name": self.name, "volume": self.volume,
-            "can_use_volume": self.can_use_volume, "avg_price": float(self.avg_price),
-            "last_price": float(self.last_price), "market_value": float(self.market_value),
-            "unrealized_pnl": float(self.market_value - cost),
+            "can_use_volume": self.can_use_volume, "avg_price": float(self.avg_price.quantize(LI, ROUND_HALF_UP)),
+            "cost_price": float(self.cost_price.quantize(LI, ROUND_HALF_UP)), "last_price": float(self.last_price),
+            "market_value": money_float(self.market_value), "cost_basis": money_float(self.cost),
+            # Rounded once, from the exact figures: never from the rounded prices above.
+            "unrealized_pnl": money_float(self.unrealized_pnl),
         }
 
 

@@ -44,6 +44,12 @@ class Fees:
     def total(self) -> Decimal:
         return self.commission + self.stamp_duty + self.transfer_fee
 
+    def minus(self, earlier: Fees) -> Fees:
+        """What one fill adds to an order's fees: the order's fees after it less those before it
+        (the commission minimum and the fen rounding apply to the order, not to each fill)."""
+        return Fees(self.commission - earlier.commission, self.stamp_duty - earlier.stamp_duty,
+                    self.transfer_fee - earlier.transfer_fee)
+
 
 def compute_fees(schedule: FeeSchedule, board: Board, side: str, amount: Decimal, on: date) -> Fees:
     """Fees for one order's traded amount (yuan). Funds (ETFs) pay no stamp duty nor transfer fee."""
@@ -54,3 +60,15 @@ def compute_fees(schedule: FeeSchedule, board: Board, side: str, amount: Decimal
     stamp = ZERO if is_fund or side != "sell" else round_fen(amount * stamp_duty_rate(on))
     transfer = ZERO if is_fund else round_fen(amount * TRANSFER_FEE_RATE)
     return Fees(commission, stamp, transfer)
+
+
+def split_fees(total: Decimal, board: Board, side: str, amount: Decimal, on: date) -> Fees:
+    """Itemize a fee total that a broker reports as one number (xtquant's trade `commission`, 手续费).
+
+    Stamp duty and transfer fee are statutory, so they are computed from the fill (`amount` yuan, on
+    `on`); the commission is what remains. Each statutory part is capped by what is left of `total`,
+    so the parts always add up to it, even when a broker reports less than the statutory amounts."""
+    statutory = compute_fees(FeeSchedule(ZERO, ZERO), board, side, amount, on)
+    stamp = min(statutory.stamp_duty, max(total, ZERO))
+    transfer = min(statutory.transfer_fee, max(total - stamp, ZERO))
+    return Fees(total - stamp - transfer, stamp, transfer)

@@ -48,3 +48,14 @@ def is_on_tick(price: Decimal, tick: Decimal) -> bool:
 def money_float(amount: Decimal) -> float:
     """Output form for JSON: a float rounded to the fen (the exact value stays Decimal inside)."""
     return float(round_fen(amount))
+
+
+def yuan_text(amount: Decimal | float | int) -> str:
+    """Money for people, one way everywhere: rounded half-up to the fen, thousands separated, with
+    the unit: `994,884.95 yuan`, `-10.05 yuan`, `5.00 yuan`. A float is read through its shortest
+    repr (as `to_decimal` does), so 0.1 prints as 0.10, never as 0.1000000000000000055.
+    Raises InvalidArgument for a bool, a non-number or a non-finite value."""
+    fen = round_fen(to_decimal(amount, "amount"))
+    if fen == 0:
+        fen = abs(fen)  # no "-0.00 yuan" for a loss that rounds to nothing
+    return f"{fen:,.2f} yuan"

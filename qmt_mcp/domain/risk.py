@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from .errors import RiskReject
+from .money import yuan_text
 from .orders import OrderRequest, Side
 
 
@@ -108,7 +109,7 @@ class BaselinePending:
     def decide(self, ctx: RiskContext) -> Decision:
         if ctx.baseline_total_asset is None:
             return Decision(self.name, False, "today's baseline total asset is not captured yet")
-        return Decision(self.name, True, f"baseline {ctx.baseline_total_asset} yuan")
+        return Decision(self.name, True, f"baseline {yuan_text(ctx.baseline_total_asset)}")
 
 
 class SymbolBlocked:
@@ -126,7 +127,7 @@ class MaxOrderValue:
     def decide(self, ctx: RiskContext) -> Decision:
         limit = ctx.limits.max_order_value
         ok = ctx.order_value <= limit
-        return Decision(self.name, ok, f"order value {ctx.order_value} yuan, limit {limit}")
+        return Decision(self.name, ok, f"order value {yuan_text(ctx.order_value)}, limit {yuan_text(limit)}")
 
 
 class MaxDailyTurnover:
@@ -135,7 +136,8 @@ class MaxDailyTurnover:
     def decide(self, ctx: RiskContext) -> Decision:
         after = ctx.usage.turnover_today + ctx.order_value
         limit = ctx.limits.max_daily_turnover
-        return Decision(self.name, after <= limit, f"turnover today would be {after} yuan, limit {limit}")
+        return Decision(self.name, after <= limit,
+                        f"turnover today would be {yuan_text(after)}, limit {yuan_text(limit)}")
 
 
 class MaxOrdersPerMinute:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from .errors import ErrorCode, OrderRefused
 from .fees import Fees, FeeSchedule, compute_fees
 from .instruments import Instrument, cage_base, price_cage
-from .money import is_on_tick
+from .money import is_on_tick, yuan_text
 from .orders import OrderRequest, OrderType, Side
 from .sessions import ACCEPTS_ORDERS, Phase, describe
 
@@ -205,9 +205,9 @@ def run_checks(
             Check(
                 "cash",
                 ok,
-                f"needs {need} yuan, {view.cash} available"
+                f"needs {yuan_text(need)}, {yuan_text(view.cash)} available"
                 if ok
-                else f"needs {need} yuan but only {view.cash} is available",
+                else f"needs {yuan_text(need)} but only {yuan_text(view.cash)} is available",
                 None if ok else ErrorCode.INSUFFICIENT_CASH,
             )
         )

@@ -21,13 +21,18 @@ TOOLS: dict[str, tuple[str, str]] = {
     "list_sectors": ("List sectors", "Sector names usable in search_instruments."),
     "get_asset": ("Get asset", "Cash available, frozen cash, market value and total asset of an account, yuan."),
     "get_positions": ("Get positions", "Holdings: volume and can_use_volume (sellable now; today's buys sell "
-                      "from the next day) in shares, prices and P&L in yuan."),
+                      "from the next day) in shares; prices and money in yuan. avg_price is the average fill "
+                      "price, fees excluded; cost_price the average cost with the buy fees (成本价); "
+                      "unrealized_pnl = market_value - cost_basis (buy fees counted, a future sell's not)."),
     "get_orders": ("Get orders", "Today's orders of an account with status; cancelable_only for open ones."),
-    "get_trades": ("Get trades", "Today's fills: price (yuan), volume (shares), amount and fees (yuan)."),
+    "get_trades": ("Get trades", "Today's fills: price (yuan), volume (shares), amount (yuan, fees excluded) and "
+                   "fees (yuan) itemized as in preview_order: commission, stamp_duty, transfer_fee, and fees "
+                   "(their sum)."),
     "get_order": ("Get order", "One order by order_id or client_order_id, with its events. wait_seconds "
                   "(0-60) waits for a final status. Use it to resolve SUBMIT_INDETERMINATE."),
     "preview_order": ("Preview order", "Dry run of an order: every rule-book check and risk rule, the cost "
-                      "with fees (yuan) and, for live accounts, the confirm_token place_order needs. Places "
+                      "with fees (yuan: commission, stamp duty, transfer fee) and, for live accounts, the "
+                      "confirm_token place_order needs. Places "
                       "nothing. Show the result to the person before placing."),
     "place_order": ("Place order", "Send an order. volume in shares, price in yuan per share (limit orders). "
                     "Live accounts need confirm_token from preview_order. Give a client_order_id so a retry "

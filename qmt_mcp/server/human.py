@@ -28,13 +28,10 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from pydantic import BaseModel, Field
 
 from ..domain.errors import ErrorCode, QmtError
+from ..domain.money import yuan_text
 
 ConfirmHuman = Literal["off", "if_supported", "required"]
 WorkerCall = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-def yuan_text(value: Any) -> str:  # replaced by the domain's formatter once it lands
-    return f"{float(value):,.2f} yuan" if isinstance(value, int | float) else "? yuan"
 
 
 class HumanConfirm(BaseModel):
@@ -121,6 +118,10 @@ def _ask(gate: Gate, ctx: Context, question: Callable[[dict[str, Any]], str]) ->
     return Elicit(question(gate.person), HumanConfirm)
 
 
+def _money(value: Any) -> str:
+    return yuan_text(value) if isinstance(value, int | float) and not isinstance(value, bool) else "(not known)"
+
+
 def _order_question(person: dict[str, Any]) -> str:
     order, est = person.get("order", {}), person.get("estimate", {})
     name = str(order.get("name", ""))[:40]
@@ -128,9 +129,9 @@ def _order_question(person: dict[str, Any]) -> str:
     head = (f"LIVE order on account '{order.get('account')}': {side} {order.get('volume')} shares of "
             f"{order.get('code')} {name}")
     if order.get("order_type", "limit") == "limit":
-        return (f"{head} at {order.get('price')} yuan per share (limit). Amount {yuan_text(est.get('amount'))}; "
-                f"commission {yuan_text(est.get('commission'))}, stamp duty {yuan_text(est.get('stamp_duty'))}, "
-                f"transfer fee {yuan_text(est.get('transfer_fee'))}; total {yuan_text(est.get('total'))}. Send it?")
+        return (f"{head} at {order.get('price')} yuan per share (limit). Amount {_money(est.get('amount'))}; "
+                f"commission {_money(est.get('commission'))}, stamp duty {_money(est.get('stamp_duty'))}, "
+                f"transfer fee {_money(est.get('transfer_fee'))}; total {_money(est.get('total'))}. Send it?")
     # A market order's fill price is not known in advance; say what bounds it (stable between rounds).
     bound = f" bounded by {order['price']} yuan per share" if order.get("price") else ""
     return f"{head} at market ({order.get('market_type') or 'best5_cancel'}){bound}. Send it?"

@@ -203,12 +203,18 @@ class AssetResult(Envelope):
 class PositionOut(_Out):
     code: str
     name: str
-    volume: int
-    can_use_volume: int = Field(description="sellable now (today's buys sell from T+1)")
-    avg_price: float
-    last_price: float
-    market_value: float
-    unrealized_pnl: float
+    volume: int = Field(description="shares held")
+    can_use_volume: int = Field(description="shares sellable now (today's buys sell from T+1)")
+    avg_price: float = Field(description="average fill price of the shares held, yuan per share, fees excluded "
+                                         "(to 0.001)")
+    cost_price: float | None = Field(None, description="average cost of the shares held, yuan per share, buy fees "
+                                                       "included (成本价, as A-share brokers report it; to 0.001)")
+    last_price: float = Field(description="yuan per share")
+    market_value: float = Field(description="last_price x volume, yuan")
+    cost_basis: float | None = Field(None, description="what the shares held cost, buy fees included, yuan, exact "
+                                                       "to the fen (cost_price is this / volume)")
+    unrealized_pnl: float = Field(description="market_value - cost_basis, yuan: buy fees count as cost, the fees of "
+                                              "a future sell do not; computed from the exact cost, rounded once")
 
 
 class PositionsResult(Envelope):
@@ -243,10 +249,18 @@ class TradeOut(_Out):
     client_order_id: str
     code: str
     side: Literal["buy", "sell"]
-    price: float
-    volume: int
-    amount: float
-    commission: float = Field(description="all fees of this fill, yuan")
+    price: float = Field(description="yuan per share")
+    volume: int = Field(description="shares")
+    amount: float = Field(description="price x volume, yuan, fees excluded")
+    commission: float = Field(description="the broker's commission on this fill, yuan (the other fees are apart, "
+                                          "as in preview_order's estimate)")
+    stamp_duty: float | None = Field(None, description="stamp duty on this fill (sells only), yuan")
+    transfer_fee: float | None = Field(None, description="transfer fee (过户费) on this fill, yuan")
+    fees: float | None = Field(None, description="all fees of this fill: commission + stamp_duty + transfer_fee, "
+                                                 "yuan (what the cash moved by besides the amount)")
+    fee_detail: Literal["itemized", "derived"] | None = Field(
+        None, description="itemized: the counter charged each fee (simulator); derived: the broker reported one "
+                          "total (xtquant), stamp duty and transfer fee are the statutory amounts, commission the rest")
     time: str
 
 
@@ -279,7 +293,7 @@ class CheckOut(_Out):
 class EstimateOut(_Out):
     price: float
     amount: float
-    commission: float
+    commission: float = Field(description="the broker's commission only, yuan")
     stamp_duty: float
     transfer_fee: float
     total: float = Field(description="cash out for a buy, cash in for a sell, yuan")

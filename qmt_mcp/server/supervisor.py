@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import Process
 
 from ..domain.errors import QmtError
+from ..statedir import private_dir
 from .worker_client import Endpoint, WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -102,7 +103,7 @@ class WorkerSupervisor:
 
     # ----- spawn our own
     async def _spawn(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)   # worker.json below carries the worker's bearer token
         token = secrets.token_urlsafe(32)
         cmd = [sys.executable, "-m", "qmt_mcp", "worker"]
         if self.config_path is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from ..domain.errors import StateUnwritable
 from ..domain.orders import MarketType, OrderRecord, OrderType, Side
 from ..domain.status import OrderStatus
+from ..statedir import private_sqlite
 from . import crashpoints
 
 _SCHEMA = """
@@ -76,7 +77,8 @@ def _record_from_json(text: str) -> OrderRecord:
 
 class Journal:
     def __init__(self, path: Path | None) -> None:
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
+        target = ":memory:" if path is None else private_sqlite(path)   # account ids inside: 0600
+        self._db = sqlite3.connect(target, check_same_thread=False)
         self._lock = threading.RLock()
         self._batch_depth = 0
         self._figures: dict[str, dict[str, OrderFigures]] = {}   # account -> client_order_id -> figures

@@ -56,7 +56,7 @@ class PushRecorder:
             if name is not None:
                 self.journal.append_event(name, iso(t.time), "trade", t.order_id, t.remark or None, {
                     "code": t.code, "side": t.side.value, "trade_id": t.trade_id, "price": float(t.price),
-                    "volume": t.volume, "amount": float(t.amount), "commission": float(t.commission),
+                    "volume": t.volume, "amount": float(t.amount), **t.fee_wire(),
                 })
         elif isinstance(ev, OrderFailed):
             name = self._by_account_id.get(ev.account_id)

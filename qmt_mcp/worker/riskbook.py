@@ -12,6 +12,7 @@ from typing import Any
 
 from ..backends.port import BrokerPort
 from ..clock import Clock
+from ..domain.money import yuan_text
 from ..domain.orders import OrderRecord, Side
 from ..domain.risk import RiskLimits, RiskUsage, breaker_should_trip
 from ..domain.status import TERMINAL, OrderStatus
@@ -53,8 +54,8 @@ class RiskBook:
             changed = True
         if not state["tripped"] and breaker_should_trip(state["baseline"], total, limits):
             loss = state["baseline"] - total
-            state.update(tripped=True, reason=f"daily loss {loss} yuan reached the limit {limits.max_daily_loss}",
-                         tripped_at=iso(self.clock.now()))
+            reason = f"daily loss {yuan_text(loss)} reached the limit {yuan_text(limits.max_daily_loss)}"
+            state.update(tripped=True, reason=reason, tripped_at=iso(self.clock.now()))
             changed = True
             self.journal.append_event(account, iso(self.clock.now()), "risk", None, None,
                                       {"rule": "DAILY_LOSS_BREAKER", "message": state["reason"]})

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..statedir import tighten
+
 log = logging.getLogger("qmt_mcp.worker")
 SECRET_BYTES = 32
 
@@ -87,10 +89,12 @@ def _quarantine(path: Path, now: datetime, reason: str, consequence: str, compan
         n += 1
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
     path.rename(target)
+    tighten(target)   # a copy is as private as the original: it holds the same account ids
     for suffix in companions:
         side = path.with_name(path.name + suffix)
         if side.exists():
             side.rename(target.with_name(target.name + suffix))
+            tighten(target.with_name(target.name + suffix))
     log.error("state file %s is corrupt (%s): moved it to %s and started a new one. %s",
               path, reason, target.name, consequence)
     return Quarantined(path.name, target.name, reason, consequence)

@@ -23,6 +23,7 @@ from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFou
 from ...domain.fees import FeeSchedule, compute_fees
 from ...domain.instruments import Instrument, cage_base, price_cage
 from ...domain.market import Quote
+from ...domain.money import round_fen, yuan_text
 from ...domain.orders import MarketType, OrderRequest, OrderType, Side
 from ...domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS, CLOSING_UNCROSS, OPENING_UNCROSS, Phase, describe
 from ...domain.status import from_xt
@@ -101,7 +102,7 @@ class SimCounter:
             new[acc] = (start.cash, today)
             for code, volume in start.positions.items():
                 pre = market.instrument(code, date.fromisoformat(today)).pre_close
-                seeded[(acc, code)] = PositionRow(volume, 0, pre * volume)
+                seeded[(acc, code)] = PositionRow(volume, 0, pre * volume, pre * volume)
         if new:
             store.save(accounts=new, positions=seeded)
         self.positions = {acc: store.load_positions(acc) for acc in accounts}
@@ -248,7 +249,7 @@ class SimCounter:
     def _commit(self, batch: _Batch) -> None:
         accounts = {a: (self.cash[a], self.day[a]) for a in batch.accounts}
         positions = {
-            (a, c): self.positions[a].get(c, PositionRow(0, 0, Decimal(0))) for a, c in batch.positions
+            (a, c): self.positions[a].get(c, PositionRow.empty()) for a, c in batch.positions
         }
         self.store.save(
             accounts=accounts,
@@ -337,7 +338,7 @@ class SimCounter:
             need = amount + compute_fees(self.fees, inst.board, "buy", amount, self._today()).total
             available = self.cash[o.account_id] - self._frozen_cash(o.account_id)
             if need > available:
-                return f"可用资金不足 insufficient cash: need {need}, available {available}"
+                return f"可用资金不足 insufficient cash: need {yuan_text(need)}, available {yuan_text(available)}"
         elif self._can_use(o.account_id, o.code, inst.t_plus) < o.volume:
             return "可用股份不足 insufficient sellable shares"
         return None
@@ -380,30 +381,29 @@ class SimCounter:
         o.traded_volume += qty
         o.traded_amount += amount
         o.last_fill = price
-        fee_total = compute_fees(self.fees, inst.board, o.side.value, o.traded_amount, on).total
-        fee = fee_total - o.fees_charged
-        o.fees_charged = fee_total
+        # Fees are the order's (the commission minimum applies once per order): each fill is charged
+        # what it adds to them, item by item.
+        charged = compute_fees(self.fees, inst.board, o.side.value, o.traded_amount, on)
+        fees = charged.minus(o.charged)
+        o.charged = charged
+        fee = fees.total
         self._set_status(o, SUCCEEDED if o.remaining == 0 else PART_SUCC, "", batch)
         trade = BrokerTrade(
             account_id=o.account_id, trade_id=f"T{self.next_trade_no:08d}", order_id=o.order_id,
             remark=o.remark, code=o.code, side=o.side, price=price, volume=qty, amount=amount,
-            commission=fee, time=self.clock.now(),
+            commission=fees.commission, stamp_duty=fees.stamp_duty, transfer_fee=fees.transfer_fee,
+            time=self.clock.now(),
         )
         self.next_trade_no += 1
         batch.trades.append(trade)
         batch.events.append(TradeFilled(trade))
         positions = self.positions[o.account_id]
-        p = positions.setdefault(o.code, PositionRow(0, 0, Decimal(0)))
+        p = positions.setdefault(o.code, PositionRow.empty())
         if o.side is Side.BUY:
-            p.volume += qty
-            if inst.t_plus:
-                p.today_bought += qty
-            p.cost += amount + fee
+            p.buy(qty, amount, fee, locked=bool(inst.t_plus))
             self.cash[o.account_id] -= amount + fee
         else:
-            p.cost -= p.cost * qty / p.volume if p.volume else Decimal(0)
-            p.volume -= qty
-            p.today_bought = min(p.today_bought, p.volume)
+            p.sell(qty)
             self.cash[o.account_id] += amount - fee
         batch.positions.add((o.account_id, o.code))
         batch.accounts.add(o.account_id)
@@ -467,7 +467,7 @@ class SimCounter:
         with self._lock:
             self._check_account(account_id)
             frozen = self._frozen_cash(account_id)
-            mv = sum((p.market_value for p in self.position_list(account_id)), Decimal(0))
+            mv = round_fen(sum((p.market_value for p in self.position_list(account_id)), Decimal(0)))
             cash = self.cash[account_id]
             return Asset(cash=cash - frozen, frozen_cash=frozen, market_value=mv, total_asset=cash + mv)
 
@@ -480,10 +480,11 @@ class SimCounter:
                 if p.volume == 0:
                     continue
                 inst = self.market.instrument(code, now.date())
-                last = self.market.quote(code, now).last
-                avg = (p.cost / p.volume).quantize(Decimal("0.001"))
-                out.append(Position(code, inst.name, p.volume, self._can_use(account_id, code, inst.t_plus),
-                                    avg, last))
+                out.append(Position(
+                    code=code, name=inst.name, volume=p.volume,
+                    can_use_volume=self._can_use(account_id, code, inst.t_plus),
+                    last_price=self.market.quote(code, now).last, fill_cost=p.fill_cost, cost=p.cost,
+                ))
             return out
 
     def order_list(self, account_id: str) -> list[BrokerOrder]:

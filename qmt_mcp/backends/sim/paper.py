@@ -4,19 +4,22 @@ an order as the counter keeps it, and the stored form of trades."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from ...domain.codes import board_of
+from ...domain.fees import Fees, split_fees
 from ...domain.orders import Side
 from ...domain.status import from_xt
 from ...domain.timeutil import iso
-from ..port import BrokerOrder, BrokerTrade
+from ..port import BrokerOrder, BrokerTrade, FeeDetail
 
 # xtquant order status codes used by the counter.
 UNREPORTED, REPORTED, REPORTED_CANCEL, PARTSUCC_CANCEL = 48, 50, 51, 52
 PART_CANCEL, CANCELED, PART_SUCC, SUCCEEDED, JUNK = 53, 54, 55, 56, 57
 OPEN_STATUSES = {UNREPORTED, REPORTED, PART_SUCC}
+NO_FEES = Fees(Decimal(0), Decimal(0), Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,16 @@ class SimOrder:
     status_msg: str = ""
     traded_volume: int = 0
     traded_amount: Decimal = Decimal(0)
-    fees_charged: Decimal = Decimal(0)
+    charged: Fees = NO_FEES   # the order's fees so far, item by item
     last_fill: Decimal = Decimal(0)
 
     @property
     def remaining(self) -> int:
         return self.volume - self.traded_volume
+
+    @property
+    def fees_charged(self) -> Decimal:
+        return self.charged.total
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -62,6 +69,7 @@ class SimOrder:
             "limit": str(self.limit), "remark": self.remark, "time": self.time, "day": self.day,
             "status": self.status, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
             "traded_amount": str(self.traded_amount), "fees_charged": str(self.fees_charged),
+            "commission_charged": str(self.charged.commission), "stamp_duty_charged": str(self.charged.stamp_duty),
             "last_fill": str(self.last_fill),
         }
 
@@ -73,7 +81,7 @@ class SimOrder:
             market_type=r["market_type"], price=Decimal(r["price"]), limit=Decimal(r["limit"]),
             remark=r["remark"], time=r["time"], day=r["day"], status=r["status"],
             status_msg=r["status_msg"], traded_volume=r["traded_volume"],
-            traded_amount=Decimal(r["traded_amount"]), fees_charged=Decimal(r["fees_charged"]),
+            traded_amount=Decimal(r["traded_amount"]), charged=_charged(r),
             last_fill=Decimal(r.get("last_fill", "0")),
         )
 
@@ -87,18 +95,40 @@ class SimOrder:
         )
 
 
+def _charged(r: dict[str, Any]) -> Fees:
+    total = Decimal(r["fees_charged"])
+    if "commission_charged" not in r:
+        # Written before fees were itemized: only the total was kept; split it as a broker's total is.
+        return split_fees(total, board_of(r["code"]), r["side"], Decimal(r["traded_amount"]),
+                          date.fromisoformat(r["day"]))
+    commission, stamp = Decimal(r["commission_charged"]), Decimal(r["stamp_duty_charged"])
+    return Fees(commission, stamp, total - commission - stamp)
+
+
 def trade_row(t: BrokerTrade) -> dict[str, Any]:
     return {
         "account_id": t.account_id, "trade_id": t.trade_id, "order_id": t.order_id, "remark": t.remark,
         "code": t.code, "side": t.side.value, "price": str(t.price), "volume": t.volume,
-        "amount": str(t.amount), "commission": str(t.commission), "time": iso(t.time),
+        "amount": str(t.amount), "commission": str(t.commission), "stamp_duty": str(t.stamp_duty),
+        "transfer_fee": str(t.transfer_fee), "fee_detail": t.fee_detail, "time": iso(t.time),
     }
 
 
 def trade_from_row(r: dict[str, Any]) -> BrokerTrade:
+    time = datetime.fromisoformat(r["time"])
+    amount = Decimal(r["amount"])
+    detail: FeeDetail = "itemized"
+    if "stamp_duty" in r:
+        fees = Fees(Decimal(r["commission"]), Decimal(r["stamp_duty"]), Decimal(r["transfer_fee"]))
+        if r.get("fee_detail") == "derived":
+            detail = "derived"
+    else:
+        # Written before fees were itemized, when `commission` held all of them.
+        fees = split_fees(Decimal(r["commission"]), board_of(r["code"]), r["side"], amount, time.date())
+        detail = "derived"
     return BrokerTrade(
         account_id=r["account_id"], trade_id=r["trade_id"], order_id=r["order_id"], remark=r["remark"],
         code=r["code"], side=Side(r["side"]), price=Decimal(r["price"]), volume=r["volume"],
-        amount=Decimal(r["amount"]), commission=Decimal(r["commission"]),
-        time=datetime.fromisoformat(r["time"]),
+        amount=amount, commission=fees.commission, stamp_duty=fees.stamp_duty, transfer_fee=fees.transfer_fee,
+        time=time, fee_detail=detail,
     )

@@ -13,11 +13,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ...domain.money import round_fen
+from ...statedir import private_sqlite
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, cash TEXT NOT NULL, day TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (
     account_id TEXT NOT NULL, code TEXT NOT NULL, volume INTEGER NOT NULL,
-    today_bought INTEGER NOT NULL, cost TEXT NOT NULL, PRIMARY KEY (account_id, code));
+    today_bought INTEGER NOT NULL, cost TEXT NOT NULL, fill_cost TEXT, PRIMARY KEY (account_id, code));
 CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY, account_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trades (seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,16 +31,47 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 class PositionRow:
     volume: int
     today_bought: int
-    cost: Decimal  # total cost of the shares held, yuan (fees included)
+    # Both exact, in yuan; a sell releases its share of them to the fen.
+    cost: Decimal       # cost basis of the shares held (buy fees included)
+    fill_cost: Decimal  # what they were bought for (fees excluded)
+
+    @classmethod
+    def empty(cls) -> PositionRow:
+        return cls(0, 0, Decimal(0), Decimal(0))
+
+    def buy(self, volume: int, amount: Decimal, fees: Decimal, locked: bool) -> None:
+        """A buy fill of `volume` shares for `amount` yuan plus `fees`; `locked`: not sellable today (T+1)."""
+        self.volume += volume
+        if locked:
+            self.today_bought += volume
+        self.cost += amount + fees
+        self.fill_cost += amount
+
+    def sell(self, volume: int) -> None:
+        """A sell fill. Average cost: the shares sold carry away their share of the cost, to the fen,
+        so what stays is exact and selling the last share leaves exactly zero."""
+        self.cost -= _share_of(self.cost, volume, self.volume)
+        self.fill_cost -= _share_of(self.fill_cost, volume, self.volume)
+        self.volume -= volume
+        self.today_bought = min(self.today_bought, self.volume)
+
+
+def _share_of(total: Decimal, sold: int, held: int) -> Decimal:
+    return total if sold >= held else round_fen(total * sold / held)
 
 
 class SimStore:
     def __init__(self, path: Path | None) -> None:
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
+        target = ":memory:" if path is None else private_sqlite(path)   # account ids inside: 0600
+        self._db = sqlite3.connect(target, check_same_thread=False)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(positions)")}
+        if "fill_cost" not in columns:
+            # A book from before fill costs were kept: NULL reads back as the cost basis (see load).
+            self._db.execute("ALTER TABLE positions ADD COLUMN fill_cost TEXT")
 
     def load_accounts(self) -> dict[str, tuple[Decimal, str]]:
         rows = self._db.execute("SELECT account_id, cash, day FROM accounts").fetchall()
@@ -45,9 +79,10 @@ class SimStore:
 
     def load_positions(self, account_id: str) -> dict[str, PositionRow]:
         rows = self._db.execute(
-            "SELECT code, volume, today_bought, cost FROM positions WHERE account_id=?", (account_id,)
+            "SELECT code, volume, today_bought, cost, fill_cost FROM positions WHERE account_id=?", (account_id,)
         ).fetchall()
-        return {c: PositionRow(v, t, Decimal(cost)) for c, v, t, cost in rows}
+        # A position from before fill costs were kept has only its cost basis, fees included.
+        return {c: PositionRow(v, t, Decimal(cost), Decimal(fill or cost)) for c, v, t, cost, fill in rows}
 
     def load_orders(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT data FROM orders ORDER BY order_id").fetchall()
@@ -77,8 +112,8 @@ class SimStore:
                     self._db.execute("DELETE FROM positions WHERE account_id=? AND code=?", (acc, code))
                 else:
                     self._db.execute(
-                        "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?)",
-                        (acc, code, p.volume, p.today_bought, str(p.cost)),
+                        "INSERT OR REPLACE INTO positions VALUES (?,?,?,?,?,?)",
+                        (acc, code, p.volume, p.today_bought, str(p.cost), str(p.fill_cost)),
                     )
             for oid, acc, data in orders or []:
                 self._db.execute("INSERT OR REPLACE INTO orders VALUES (?,?,?)", (oid, acc, json.dumps(data)))

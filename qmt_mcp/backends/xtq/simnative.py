@@ -428,15 +428,16 @@ def xt_trade(t: BrokerTrade) -> SimpleNamespace:
         traded_time=int(t.time.timestamp()), traded_price=float(t.price), traded_volume=t.volume,
         traded_amount=float(t.amount), order_id=t.order_id, order_sysid=str(t.order_id), strategy_name="qmt-mcp",
         order_remark=t.remark, direction=48, offset_flag=48 if t.side is Side.BUY else 49,
-        commission=float(t.commission),
+        commission=float(t.fees),   # xtquant's 手续费: all the fees of the fill, in one number
     )
 
 
 def xt_position(account_id: str, p: Any) -> SimpleNamespace:
+    # As miniQMT fills them: open_price (开仓价) the average fill price, avg_price (成本价) fees included.
     return SimpleNamespace(
         account_type=SECURITY_ACCOUNT, account_id=account_id, stock_code=p.code, volume=p.volume,
         can_use_volume=p.can_use_volume, open_price=float(p.avg_price), market_value=float(p.market_value),
-        frozen_volume=0, on_road_volume=0, yesterday_volume=p.volume, avg_price=float(p.avg_price), direction=48,
+        frozen_volume=0, on_road_volume=0, yesterday_volume=p.volume, avg_price=float(p.cost_price), direction=48,
         last_price=float(p.last_price), profit_rate=0.0, secu_account="", instrument_name=p.name,
     )
 

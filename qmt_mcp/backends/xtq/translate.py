@@ -1,7 +1,17 @@
 """xtquant's values translated to the broker port's, at this boundary only.
 
 xtquant reports prices as floats (rounded here to the 0.001 yuan the exchanges quote in), times as
-epoch seconds, sides as order types 23/24 and statuses as the 48–57/255 codes."""
+epoch seconds, sides as order types 23/24 and statuses as the 48–57/255 codes.
+
+Two figures need more care than a price:
+- A position's cost. XtPosition has per-share prices only: `open_price` (开仓价, the average fill
+  price) and `avg_price` (成本价, fees included). They are averages, not quotes, so they are read
+  unrounded (a double carries the cost to far below the fen) and multiplied back by the volume to
+  the fen: the cost basis is exact wherever the broker's own figure is.
+- A fill's fees. XtTrade has one `commission` (手续费): all the fees of the fill. It is kept as the
+  total and itemized with the statutory stamp duty and transfer fee (domain/fees.py `split_fees`),
+  marked `fee_detail = "derived"`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ...domain.codes import board_of
+from ...domain.fees import split_fees
+from ...domain.money import round_fen
 from ...domain.orders import Side
 from ...domain.status import from_xt
 from ...domain.text import clean_text
@@ -25,6 +38,11 @@ def money(x: Any) -> Decimal:
 
 def fen(x: Any) -> Decimal:
     return Decimal(str(round(float(x or 0), 2))).quantize(Decimal("0.01"))
+
+
+def average(x: Any) -> Decimal:
+    """A per-share average (cost price) as the broker computed it: the double's shortest repr."""
+    return Decimal(repr(float(x or 0)))
 
 
 def when(epoch: Any) -> datetime:
@@ -44,12 +62,14 @@ def order(o: Any) -> BrokerOrder:
 
 
 def trade(t: Any) -> BrokerTrade:
+    side = Side.BUY if int(t.order_type) == STOCK_BUY else Side.SELL
+    code, amount, at = str(t.stock_code), fen(t.traded_amount), when(t.traded_time)
+    fees = split_fees(fen(getattr(t, "commission", 0)), board_of(code), side.value, amount, at.date())
     return BrokerTrade(
         account_id=str(t.account_id), trade_id=str(t.traded_id), order_id=int(t.order_id),
-        remark=str(t.order_remark or ""), code=str(t.stock_code),
-        side=Side.BUY if int(t.order_type) == STOCK_BUY else Side.SELL, price=money(t.traded_price),
-        volume=int(t.traded_volume), amount=fen(t.traded_amount),
-        commission=fen(getattr(t, "commission", 0)), time=when(t.traded_time),
+        remark=str(t.order_remark or ""), code=code, side=side, price=money(t.traded_price),
+        volume=int(t.traded_volume), amount=amount, commission=fees.commission, stamp_duty=fees.stamp_duty,
+        transfer_fee=fees.transfer_fee, time=at, fee_detail="derived",
     )
 
 
@@ -59,9 +79,13 @@ def asset(a: Any) -> Asset:
 
 
 def position(p: Any) -> Position:
+    volume = int(p.volume)
+    cost_price = average(p.avg_price)
+    # Some counters leave 开仓价 empty; the cost price is then the best fill average there is.
+    fill_price = average(getattr(p, "open_price", 0)) or cost_price
     return Position(code=str(p.stock_code), name=clean_text(str(getattr(p, "instrument_name", "") or "")),
-                    volume=int(p.volume), can_use_volume=int(p.can_use_volume), avg_price=money(p.avg_price),
-                    last_price=money(getattr(p, "last_price", 0)))
+                    volume=volume, can_use_volume=int(p.can_use_volume), last_price=money(getattr(p, "last_price", 0)),
+                    fill_cost=round_fen(fill_price * volume), cost=round_fen(cost_price * volume))
 
 
 def clean(text: Any) -> str:
