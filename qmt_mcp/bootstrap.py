@@ -137,7 +137,8 @@ def _assemble(
     quarantined: list[Quarantined],
 ) -> Worker:
     journal = Journal(None if home is None else home / "worker.sqlite")
-    tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s)
+    tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s,
+                           clock.wall)
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
     service.quarantined = [q.to_wire() for q in quarantined]
     readers = Readers(cfg, port, clock, service, __version__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -12,10 +13,18 @@ from .domain.timeutil import CN_TZ
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
+    def wall(self) -> float:
+        """Real seconds since the epoch. Differs from `now()` where time is simulated: what must
+        never come back after a restart (a confirm token's expiry) is held to this as well."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(CN_TZ)
+
+    def wall(self) -> float:
+        return time.time()
 
 
 class ShiftedClock:
@@ -30,6 +39,9 @@ class ShiftedClock:
     def now(self) -> datetime:
         return self._start + (datetime.now(CN_TZ) - self._origin) * self._speed
 
+    def wall(self) -> float:
+        return time.time()  # simulated time starts over at each start; real time does not
+
 
 class ManualClock:
     """A clock that moves only when told to (tests, scripted sessions)."""
@@ -39,6 +51,9 @@ class ManualClock:
 
     def now(self) -> datetime:
         return self._now
+
+    def wall(self) -> float:
+        return self._now.timestamp()
 
     def advance(self, seconds: float) -> datetime:
         self._now += timedelta(seconds=seconds)

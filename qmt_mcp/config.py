@@ -195,7 +195,15 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError(_describe(exc)) from exc
     if not cfg.accounts:
         raise ConfigError("invalid configuration: at least one [accounts.NAME] is needed")
-    for name in cfg.accounts:
+    seen: dict[tuple[str, str], str] = {}
+    for name, acct in cfg.accounts.items():
+        key = (acct.account_id, acct.account_type)
+        if key in seen:
+            # Two names for one account: the broker's pushes land under one of them, and orders
+            # through a paper name would skip the confirm (and the person) a live name asks for.
+            raise ConfigError(f"invalid configuration: accounts '{seen[key]}' and '{name}' are the same "
+                              f"{acct.account_type} account ({mask_account_id(acct.account_id)}); keep one name")
+        seen[key] = name
         cfg.risk_for(name)  # validate overrides now, not at the first order
     return cfg
 

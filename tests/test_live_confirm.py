@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Session, SessionFactory
+from conftest import START, Session, SessionFactory, make_worker, open_session
+
+from qmt_mcp.clock import ManualClock
+from qmt_mcp.config import parse_config
 
 pytestmark = pytest.mark.anyio
 
@@ -123,3 +128,35 @@ async def test_token_for_one_market_type_does_not_place_another(session_with: Se
         err = await s.error("place_order", **{**order, "market_type": "best5_limit"}, confirm_token=token)
         assert err["code"] == "CONFIRM_MISMATCH"
         assert (await s.ok("get_orders", account="real"))["orders"] == []
+
+
+class _RehearsalClock(ManualClock):
+    """Simulated time (`sim.start_at`) that starts over at each start, while real time runs on."""
+
+    def __init__(self, start: datetime, wall_at_start: float) -> None:
+        super().__init__(start)
+        self._start, self._wall0 = start, wall_at_start
+
+    def wall(self) -> float:
+        return self._wall0 + (self.now() - self._start).total_seconds()
+
+
+async def test_an_expired_token_stays_expired_after_a_restart_that_sends_simulated_time_back(
+    tmp_path: Path,
+) -> None:
+    cfg = parse_config(LIVE)
+    first = _RehearsalClock(START, 1_900_000_000.0)
+    worker = make_worker(cfg, tmp_path / "h", first)
+    async with open_session(worker, first) as s:
+        order = await _order(s)
+        token = (await s.ok("preview_order", **order))["confirm_token"]
+        first.advance(cfg.confirm.ttl_s + 60)
+        assert (await s.error("place_order", **order, confirm_token=token))["code"] == "CONFIRM_EXPIRED"
+    await worker.close()
+    # The worker restarts: simulated time is back at START, real time has moved on.
+    again = _RehearsalClock(START, 1_900_000_000.0 + cfg.confirm.ttl_s + 90)
+    worker = make_worker(cfg, tmp_path / "h", again)
+    async with open_session(worker, again) as s:
+        assert (await s.error("place_order", **order, confirm_token=token))["code"] == "CONFIRM_EXPIRED"
+        assert worker.broker.counter.orders == {}  # type: ignore[attr-defined]
+    await worker.close()

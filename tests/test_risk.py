@@ -111,3 +111,21 @@ async def test_tripped_breaker_survives_restart_and_reset_needs_a_note(clock: Ma
         events = (await s.ok("get_order_events", account="sim"))["events"]
         assert any(e["type"] == "risk" and e.get("message") == "reviewed the loss with the owner" for e in events)
     await worker.close()
+
+
+async def test_open_buys_count_toward_the_position_limit(session_with: SessionFactory) -> None:
+    """Resting buys grow a position as surely as fills: two buys of 20% each must not make 40%
+    against a 30% limit just because the first has not traded yet."""
+    risk = {"max_order_value": 10_000_000, "max_daily_turnover": 100_000_000, "max_position_pct": 30}
+    async with session_with(risk=risk) as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        low = round(q["down_limit"] + 0.01, 2)
+        volume = int(200_000 / low / 100) * 100  # about 20% of the 1,000,000 yuan account
+        await s.ok("place_order", account="sim", code="600000.SH", side="buy", volume=volume, price=low)
+        preview = await s.ok("preview_order", account="sim", code="600000.SH", side="buy", volume=volume, price=low)
+        pct = next(d for d in preview["risk"]["decisions"] if d["rule"] == "MAX_POSITION_PCT")
+        assert pct["ok"] is False and "open buys" in pct["message"]
+        err = await s.error("place_order", account="sim", code="600000.SH", side="buy", volume=volume, price=low)
+        assert err["code"] == "RISK_REJECT" and err["details"]["rule"] == "MAX_POSITION_PCT"
+        # Another code is a position of its own.
+        await s.ok("preview_order", account="sim", code="000001.SZ", side="buy", volume=100, price=10)

@@ -51,6 +51,9 @@ class RiskUsage:
     orders_today: int = 0
     turnover_today: Decimal = Decimal(0)
     position_codes: frozenset[str] = frozenset()  # held or with a pending buy
+    # code -> yuan that open buy orders may still add (price x untraded volume): a position grows by
+    # what rests as well as by what filled, or a string of resting buys walks past MAX_POSITION_PCT.
+    pending_buys: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,11 +178,14 @@ class MaxPositionPct:
     def decide(self, ctx: RiskContext) -> Decision:
         if not ctx.opens or ctx.total_asset <= 0:
             return Decision(self.name, True, "does not grow a position")
-        after = ctx.position_value.get(ctx.order.code, Decimal(0)) + ctx.order_value
+        code = ctx.order.code
+        pending = ctx.usage.pending_buys.get(code, Decimal(0))
+        after = ctx.position_value.get(code, Decimal(0)) + pending + ctx.order_value
         pct = (after * 100 / ctx.total_asset).quantize(Decimal("0.01"))
         limit = ctx.limits.max_position_pct
+        with_pending = f" (with {pending} yuan of open buys)" if pending else ""
         return Decision(
-            self.name, pct <= limit, f"{ctx.order.code} would be {pct}% of total asset, limit {limit}%"
+            self.name, pct <= limit, f"{code} would be {pct}% of total asset{with_pending}, limit {limit}%"
         )
 
 

@@ -1,8 +1,11 @@
 """Confirm tokens for live accounts: bound to the exact request, single use, expiring, unforgeable.
 
 token = base64url(payload) "." base64url(HMAC-SHA256(secret, payload)); the payload carries a
-random id, the expiry and a digest of the bound fields. The secret lives in the worker's state
-dir and never leaves it. Use is recorded in the journal so a token works once, across restarts.
+random id, the expiry and a digest of the bound fields. The expiry is written twice: in the worker's
+time (simulated under `sim.start_at`) and in real time, and both must hold, because simulated time
+starts over at every restart and would otherwise make an expired token good again. The secret lives
+in the worker's state dir and never leaves it. Use is recorded in the journal so a token works once,
+across restarts.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -46,15 +50,17 @@ def _digest(tool: str, fields: dict[str, str]) -> str:
 
 
 class ConfirmTokens:
-    def __init__(self, secret: bytes, ttl_s: int) -> None:
+    def __init__(self, secret: bytes, ttl_s: int, wall: Callable[[], float]) -> None:
         self._secret = secret
         self.ttl_s = ttl_s
+        self._wall = wall
 
     def issue(self, tool: str, fields: dict[str, str], now: datetime) -> tuple[str, str]:
         """(token, expires_at ISO)."""
         expires = now + timedelta(seconds=self.ttl_s)
         payload = json.dumps(
-            {"id": secrets.token_hex(12), "exp": int(expires.timestamp()), "d": _digest(tool, fields)},
+            {"id": secrets.token_hex(12), "exp": int(expires.timestamp()), "wexp": int(self._wall() + self.ttl_s),
+             "d": _digest(tool, fields)},
             separators=(",", ":"),
         ).encode()
         mac = hmac.new(self._secret, payload, hashlib.sha256).digest()
@@ -76,6 +82,6 @@ class ConfirmTokens:
             raise ConfirmError(
                 "the request differs from the one the token was issued for", code=ErrorCode.CONFIRM_MISMATCH
             )
-        if now.timestamp() > int(body.get("exp", 0)):
+        if now.timestamp() > int(body.get("exp", 0)) or self._wall() > int(body.get("wexp", 0)):
             raise ConfirmError("the confirm token has expired", code=ErrorCode.CONFIRM_EXPIRED)
         return str(body["id"])

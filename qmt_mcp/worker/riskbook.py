@@ -78,12 +78,16 @@ class RiskBook:
         minute_ago = iso_ms(now - timedelta(seconds=60))
         today = [r for r in self.journal.order_figures(account, since=day_start) if r.status not in _NOT_SENT]
         held = {p.code for p in await self.broker.positions(account_id)}
-        pending_buys = {r.code for r in today if r.side is Side.BUY and r.status not in TERMINAL}
+        open_buys = [r for r in today if r.side is Side.BUY and r.status not in TERMINAL]
+        pending: dict[str, Decimal] = {}
+        for r in open_buys:
+            pending[r.code] = pending.get(r.code, Decimal(0)) + r.price * (r.volume - r.traded_volume)
         return RiskUsage(
             orders_last_minute=sum(1 for r in today if r.created_at >= minute_ago),
             orders_today=len(today),
             turnover_today=sum((order_exposure(r) for r in today), Decimal(0)),
-            position_codes=frozenset(held | pending_buys),
+            position_codes=frozenset(held | {r.code for r in open_buys}),
+            pending_buys=pending,
         )
 
     @staticmethod
