@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from qmt_mcp.domain.codes import Board, board_of, normalize_code
-from qmt_mcp.domain.errors import ErrorCode, InvalidArgument, QmtError
+from qmt_mcp.domain.errors import ErrorCode, InternalError, InvalidArgument, OrderRefused, QmtError, class_of
 from qmt_mcp.domain.fees import FeeSchedule, compute_fees
 from qmt_mcp.domain.instruments import LOT_RULES, daily_limits, limit_ratio
 from qmt_mcp.domain.status import STATUS_XT, XT_STATUS, IllegalTransition, OrderStatus, advance, from_xt
@@ -96,3 +96,22 @@ def test_errors_carry_code_retryable_and_state_changed() -> None:
     assert err.retryable and err.state_changed == "no" and err.hint
     back = QmtError.from_dict(err.to_dict())
     assert back.code is ErrorCode.TIMEOUT and back.retryable
+
+
+def test_the_error_tree_in_the_docstring_covers_every_contract_code() -> None:
+    import qmt_mcp.domain.errors as errors_module
+
+    tree = errors_module.__doc__ or ""
+    for code in ErrorCode:
+        assert code.value in tree, code
+        cls = class_of(code)
+        assert issubclass(cls, QmtError) and cls.__name__ in tree, code
+
+
+def test_an_error_keeps_its_class_and_fields_across_the_wire() -> None:
+    for code in ErrorCode:
+        sent = class_of(code)("m", code=code, hint="h", state_changed="yes", details={"rule": "X"})
+        got = QmtError.from_dict(sent.to_dict())
+        assert type(got) is type(sent) and got.to_dict() == sent.to_dict(), code
+    assert isinstance(QmtError.from_dict({"code": "PRICE_TICK", "message": "m"}), OrderRefused)
+    assert type(QmtError.from_dict({"code": "NO_SUCH_CODE", "message": "m"})) is InternalError

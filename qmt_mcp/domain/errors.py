@@ -8,17 +8,21 @@
      │    MARKET_CLOSED SUSPENDED LOT_SIZE PRICE_TICK PRICE_LIMIT PRICE_CAGE ORDER_TYPE_UNSUPPORTED
      │    INSUFFICIENT_CASH INSUFFICIENT_POSITION
      ├── RiskReject                 RISK_REJECT (details.rule)
-     ├── ConfirmError               CONFIRM_REQUIRED/INVALID/EXPIRED/USED/MISMATCH/DECLINED
+     ├── ConfirmError               CONFIRM_REQUIRED CONFIRM_INVALID CONFIRM_EXPIRED CONFIRM_USED
+     │                              CONFIRM_MISMATCH CONFIRM_DECLINED
      ├── IdempotencyConflict        IDEMPOTENCY_CONFLICT
      ├── BrokerReject               BROKER_REJECT (the broker saw it and said no)
      ├── SubmitIndeterminate        SUBMIT_INDETERMINATE (may have reached the broker)
-     ├── OrderNotFound / NotCancelable
+     ├── OrderNotFound              ORDER_NOT_FOUND
+     ├── NotCancelable              NOT_CANCELABLE
      ├── Unavailable                TRADER_DISCONNECTED WORKER_UNAVAILABLE TIMEOUT CIRCUIT_OPEN
+     ├── StateUnwritable            STATE_UNWRITABLE (the journal cannot be written: nothing is sent)
      ├── Unauthorized               UNAUTHORIZED
      └── InternalError              INTERNAL
 
 The classes exist so code can `except` a family; the wire form is `to_dict()` and the code is what
-clients branch on. Pure: no I/O.
+clients branch on. `from_dict` rebuilds the class the code names (`class_of`), so an error keeps its
+family across the worker-to-server hop. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -157,7 +161,7 @@ class QmtError(Exception):
             code = ErrorCode.INTERNAL
         sc = data.get("state_changed")
         state: StateChanged = sc if sc in ("no", "yes", "unknown") else "unknown"
-        return QmtError(
+        return class_of(code)(
             str(data.get("message", "")),
             code=code,
             hint=data.get("hint"),
@@ -230,3 +234,32 @@ class Unauthorized(QmtError):
 
 class InternalError(QmtError):
     code = ErrorCode.INTERNAL
+
+
+_FAMILIES: tuple[tuple[type[QmtError], frozenset[ErrorCode]], ...] = (
+    (OrderRefused, frozenset({
+        ErrorCode.MARKET_CLOSED, ErrorCode.SUSPENDED, ErrorCode.LOT_SIZE, ErrorCode.PRICE_TICK,
+        ErrorCode.PRICE_LIMIT, ErrorCode.PRICE_CAGE, ErrorCode.ORDER_TYPE_UNSUPPORTED,
+        ErrorCode.INSUFFICIENT_CASH, ErrorCode.INSUFFICIENT_POSITION,
+    })),
+    (ConfirmError, frozenset({
+        ErrorCode.CONFIRM_REQUIRED, ErrorCode.CONFIRM_INVALID, ErrorCode.CONFIRM_EXPIRED, ErrorCode.CONFIRM_USED,
+        ErrorCode.CONFIRM_MISMATCH, ErrorCode.CONFIRM_DECLINED,
+    })),
+    (Unavailable, frozenset({
+        ErrorCode.TRADER_DISCONNECTED, ErrorCode.WORKER_UNAVAILABLE, ErrorCode.TIMEOUT, ErrorCode.CIRCUIT_OPEN,
+    })),
+)
+_ONE_CODE: tuple[type[QmtError], ...] = (
+    InvalidArgument, UnknownAccount, UnknownInstrument, RiskReject, IdempotencyConflict, BrokerReject,
+    SubmitIndeterminate, OrderNotFound, NotCancelable, StateUnwritable, Unauthorized, InternalError,
+)
+_CLASS_OF: dict[ErrorCode, type[QmtError]] = {
+    **{cls.code: cls for cls in _ONE_CODE},
+    **{code: cls for cls, codes in _FAMILIES for code in codes},
+}
+
+
+def class_of(code: ErrorCode) -> type[QmtError]:
+    """The class an error with this code is raised as (the tree above)."""
+    return _CLASS_OF[code]
