@@ -21,6 +21,7 @@ from .backends.xtq.simxtdata import SimXtData
 from .backends.xtq.xtdata_source import XtDataSource
 from .clock import Clock, IdSource, RandomIds, ShiftedClock, SystemClock
 from .config import Config, ConfigError
+from .config_digest import section_digests
 from .domain.sessions import Phase, phase_at
 from .domain.timeutil import iso
 from .statedir import private_dir
@@ -28,6 +29,7 @@ from .worker.api import Handler, build_app
 from .worker.audit import AuditLog
 from .worker.confirm import ConfirmTokens, load_secret
 from .worker.journal import Journal
+from .worker.leases import CHECK_S, Leases
 from .worker.readers import Readers
 from .worker.reconcile import Reconciler
 from .worker.risk_calls import RiskCalls
@@ -46,6 +48,7 @@ class Worker:
     journal: Journal
     audit: AuditLog
     reconciler: Reconciler
+    leases: Leases
 
     def handlers(self) -> dict[str, Handler]:
         s, r, k = self.service, self.readers, RiskCalls(self.service)
@@ -58,6 +61,7 @@ class Worker:
             "cancel_order": s.cancel_order, "get_risk_status": k.get_risk_status, "reset_risk": k.reset_risk,
             "check_order": s.check_order, "check_reset": k.check_reset, "get_order_events": s.get_order_events,
             "latest_events": s.latest_events, "note_gap": s.note_gap,
+            "lease": self.leases.lease, "release": self.leases.release,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:
@@ -88,10 +92,12 @@ class Worker:
 
         if not background:
             return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream)
-        periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s)]
+        periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s),
+                    (self.leases.check, CHECK_S)]
         return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream)
 
     async def close(self) -> None:
+        self.readers.lane.close()
         await self.broker.close()
         self.journal.close()
 
@@ -142,8 +148,9 @@ def _assemble(
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
     service.quarantined = [q.to_wire() for q in quarantined]
     readers = Readers(cfg, port, clock, service, __version__)
-    audit = AuditLog(None if home is None else home / "audit.jsonl")
-    return Worker(service, readers, port, journal, audit, Reconciler(service))
+    # Anchored in the journal: a trail cut short is caught at start (AuditTrailBroken), see audit.py.
+    audit = AuditLog(None if home is None else home / "audit.jsonl", anchor=journal)
+    return Worker(service, readers, port, journal, audit, Reconciler(service), Leases(section_digests(cfg)))
 
 
 def _real_xtquant_worker(

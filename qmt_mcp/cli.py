@@ -17,6 +17,7 @@ import anyio
 from . import __version__
 from .config import Config, ConfigError, config_path, home_dir, load_config
 from .statedir import private_dir, private_unix_socket, write_private
+from .worker.audit import AuditTrailBroken
 
 log = logging.getLogger("qmt_mcp")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -65,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             finally:
                 await client.aclose()
             return
-        sup = WorkerSupervisor(home, path, timeout)
+        sup = WorkerSupervisor(home, path, timeout, cfg)
         client = await sup.start()
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.watch)
@@ -78,10 +79,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = build_server(open_deps, cfg.server.confirm_human)
     if transport == "stdio":
         settle_heap()
-        server.run("stdio")
+        try:
+            server.run("stdio")
+        except BaseExceptionGroup as group:
+            # A refusal at start (the worker runs another configuration) comes out of the SDK's task
+            # groups wrapped; say it like any other configuration error.
+            raise _config_error_in(group) or group from None
         return 0
     import uvicorn
 
+    from .server.conn_guard import MAX_HEAD_BYTES, guarded_h11, quiet_accept_failures
     from .server.http import http_app
 
     token = os.environ.get(cfg.server.token_env, "")
@@ -89,8 +96,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"qmt-mcp: serving {transport} on http://{host}:{port}/{'sse' if transport == 'sse' else 'mcp'}",
           file=sys.stderr)
     settle_heap()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    quiet_accept_failures()
+    # guarded_h11: a client without the token cannot hold connections open with half-sent heads.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=guarded_h11(token),
+                h11_max_incomplete_event_size=MAX_HEAD_BYTES)
     return 0
+
+
+def _config_error_in(exc: BaseException) -> ConfigError | None:
+    if isinstance(exc, ConfigError):
+        return exc
+    for inner in exc.exceptions if isinstance(exc, BaseExceptionGroup) else ():
+        if (found := _config_error_in(inner)) is not None:
+            return found
+    return None
 
 
 def settle_heap() -> None:
@@ -148,9 +167,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         else:
             config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False,
                                     timeout_graceful_shutdown=GRACE_S, timeout_keep_alive=WORKER_KEEP_ALIVE_S)
+        server = uvicorn.Server(config)
+        if args.exit_when_unleased:
+            # Started by `qmt-mcp serve`: exit once no server holds it (worker/leases.py).
+            worker.leases.exit_when_unleased(lambda: setattr(server, "should_exit", True))
         try:
             settle_heap()
-            uvicorn.Server(config).run()
+            server.run()
         finally:
             if sock is not None:
                 sock.close()
@@ -178,7 +201,8 @@ def cmd_health(args: argparse.Namespace) -> int:
                 return await client.call("health", {})
             finally:
                 await client.aclose()
-        sup = WorkerSupervisor(home_dir(), path, 30)
+        # Reports on whatever worker runs there, whatever its configuration: no comparison.
+        sup = WorkerSupervisor(home_dir(), path, 30, cfg, compare=False)
         client = await sup.start()
         try:
             return await client.call("health", {})
@@ -212,11 +236,32 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .worker.audit import verify
+    """verify: every record, and the trail's end against the journal's anchor (exit 1 if not intact).
+    restart: after a person has looked at a broken trail, keep it aside and begin a new one with a note."""
+    from datetime import datetime
 
-    ok, message = verify(home_dir() / "audit.jsonl")
+    from .domain.timeutil import CN_TZ, iso
+    from .worker.audit import restart, verify
+    from .worker.journal import Journal, read_audit_head
+    from .worker.lock import HomeLock
+
+    home = home_dir()
+    if args.action == "verify":
+        ok, message = verify(home / "audit.jsonl", read_audit_head(home / "worker.sqlite"))
+        print(message)
+        return 0 if ok else 1
+    if not args.note or not args.note.strip():
+        raise ConfigError("audit restart needs --note: why the trail may begin again (it is its first record)")
+    now = datetime.now(CN_TZ)
+    with HomeLock(private_dir(home) / "worker.lock"):   # no worker may append meanwhile
+        journal = Journal(home / "worker.sqlite")
+        try:
+            done, message = restart(home / "audit.jsonl", journal, args.note.strip(), iso(now),
+                                    now.strftime("%Y%m%dT%H%M%S"))
+        finally:
+            journal.close()
     print(message)
-    return 0 if ok else 1
+    return 0 if done else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -238,6 +283,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--uds", help="listen on this Unix socket")
     w.add_argument("--host")
     w.add_argument("--port", type=int)
+    w.add_argument("--exit-when-unleased", action="store_true",
+                   help="exit once no MCP server holds a lease on this worker (how `qmt-mcp serve` starts it)")
     w.add_argument("--supervise", action="store_true",
                    help="run the worker as a child and restart it when it exits or its health check hangs")
     w.add_argument("--health-interval", type=float, default=10.0, help="seconds between health checks")
@@ -255,7 +302,8 @@ def parser() -> argparse.ArgumentParser:
     h.set_defaults(func=cmd_health)
 
     a = sub.add_parser("audit", help="audit trail tools")
-    a.add_argument("action", choices=["verify"])
+    a.add_argument("action", choices=["verify", "restart"])
+    a.add_argument("--note", help="restart: why the trail may begin again (recorded as its first record)")
     a.set_defaults(func=cmd_audit)
 
     c = sub.add_parser("config", help="write or show the configuration")
@@ -273,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"qmt-mcp: {exc}", file=sys.stderr)
+        return 2
+    except AuditTrailBroken as exc:   # the worker will not run on a cut or rewritten trail
+        print(f"qmt-mcp: {exc.message}\n{exc.hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -9,6 +9,11 @@ the dir. A dir that is not ours (QMT_MCP_HOME=/tmp) is not changed, only warned 
 SQLite gives a database's -wal and -shm files the mode of the database file itself, so creating the
 database 0600 before SQLite opens it covers them too (`private_sqlite`).
 
+What another server finds there (worker.json: where the worker listens and its token; the socket
+itself) is trusted only if this user owns it and nobody else can write it or the dir it is in
+(`distrust`): otherwise a user who can write there could point the server at a worker of their own,
+which would then receive the server's token and every order with its confirm token.
+
 POSIX only: on Windows a user's profile folder is private through its ACL, and chmod there only sets
 or clears the read-only flag, so these functions create what is missing and change nothing else.
 """
@@ -21,11 +26,45 @@ import os
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger("qmt_mcp.statedir")
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+
+
+Kind = Literal["dir", "file", "socket"]
+_IS: dict[str, Callable[[int], bool]] = {"dir": stat.S_ISDIR, "file": stat.S_ISREG, "socket": stat.S_ISSOCK}
+
+
+def distrust(path: Path, kind: Kind) -> str | None:
+    """Why `path` cannot be trusted as this user's own `kind`, or None if it can.
+
+    Trusted: really a `kind`, owned by this user, not writable by group or others. A file or socket
+    must not be a symlink; a dir may be reached through one (QMT_MCP_HOME set to a link is the user's
+    own choice). A dir with the sticky bit (the shared temp dir) owned by root or this user is trusted
+    as a place: others may add files there but cannot replace ours, and what is in it is checked
+    itself. A missing path gives "missing"."""
+    if sys.platform == "win32":
+        return None   # no POSIX owners or modes: the user's profile folder is private through its ACL
+    try:
+        st = os.stat(path) if kind == "dir" else os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"{path} cannot be examined ({exc.strerror})"
+    if not _IS[kind](st.st_mode):
+        return f"{path} is not a {kind}" + (" (a symlink)" if stat.S_ISLNK(st.st_mode) else "")
+    uid = os.getuid()
+    if kind == "dir" and st.st_mode & stat.S_ISVTX and st.st_uid in (uid, 0):
+        return None
+    if st.st_uid != uid:
+        return f"{path} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"{path} can be written by other users (mode {oct(st.st_mode & 0o777)})"
+    return None
 
 
 def private_dir(path: Path) -> Path:

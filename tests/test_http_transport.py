@@ -35,7 +35,9 @@ def _free_port() -> int:
 
 def _start(
     tmp: Path, transport: str, token: str | None = TOKEN, host: str = "127.0.0.1", extra_config: str = "",
+    stderr: Path | None = None, max_files: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """The server as a process of its own; `stderr` collects its log, `max_files` is its fd limit."""
     port = _free_port()
     (tmp / "config.toml").write_text(BUSY + extra_config)
     env = {**os.environ, "QMT_MCP_HOME": str(tmp)}
@@ -43,8 +45,13 @@ def _start(
     env.pop("QMT_MCP_TOKEN", None)
     if token is not None:
         env["QMT_MCP_TOKEN"] = token
-    proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "serve", "--transport", transport, "--port", str(port),
-                             "--host", host], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "qmt_mcp", "serve", "--transport", transport, "--port", str(port), "--host", host]
+    if max_files is not None:
+        cmd = ["sh", "-c", f'ulimit -n {max_files} && exec "$@"', "sh", *cmd]
+    log = stderr.open("wb") if stderr is not None else None
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    if log is not None:
+        log.close()   # the child has its own copy
     for _ in range(300):  # bounded: ~30 s
         try:
             with socket.create_connection((host, port), timeout=0.1):
@@ -204,3 +211,81 @@ async def test_host_and_origin_lists_from_config_apply_on_a_non_default_address(
     res = await anyio.run_process([sys.executable, "-m", "qmt_mcp", "serve", "--transport", "streamable-http",
                                    "--host", "127.0.0.2", "--port", str(_free_port())], env=env, check=False)
     assert res.returncode == 2 and b"without a bearer token" in res.stderr
+
+
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _closed_by_peer(s: socket.socket) -> bool:
+    s.settimeout(10)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True   # closed with our half head unread: the kernel answers with a reset
+
+
+def test_half_sent_request_heads_without_a_token_cannot_exhaust_the_server(tmp_path: Path) -> None:
+    # A server with 256 file descriptors, and a client with no token opening 400 connections that
+    # each send half a request head and then nothing: before, the server ran out of descriptors, an
+    # authorized client could not get in, and asyncio logged every failed accept with a traceback.
+    log = tmp_path / "stderr.log"
+    proc, port = _start(tmp_path, "streamable-http", stderr=log, max_files=256)
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(400):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            flood.append(s)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            r = http.post("/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {TOKEN}",
+                                                            "Accept": "application/json, text/event-stream"})
+        assert r.status_code == 200
+        # Most of the flood has been let go already: only a bounded number may wait for a head.
+        assert _closed_by_peer(flood[0])
+    finally:
+        for s in flood:
+            s.close()
+        _stop(proc)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text
+    assert len(text.splitlines()) < 10, text[-2000:]
+
+
+def test_a_refused_origin_on_sse_is_one_log_line_not_a_traceback(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    proc, port = _start(tmp_path, "sse", stderr=log)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            r = http.get("/sse", headers={"Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"})
+            assert r.status_code == 403
+    finally:
+        _stop(proc)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text
+    assert len([line for line in text.splitlines() if "evil.example" in line]) == 1, text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["streamable-http", "sse"])
+async def test_host_and_origin_names_are_matched_without_regard_to_case(tmp_path: Path, transport: str) -> None:
+    proc, port = _start(tmp_path, transport)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream",
+               "Host": f"LOCALHOST:{port}", "Origin": f"HTTP://LocalHost:{port}"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            if transport == "sse":
+                async with http.stream("GET", "/sse", headers=headers) as r:
+                    assert r.status_code == 200
+            else:
+                r = await http.post("/mcp", json=INITIALIZE, headers=headers)
+                assert r.status_code == 200
+            evil = await http.post("/mcp", json=INITIALIZE, headers={**headers, "Host": f"EVIL.example:{port}"})
+            assert evil.status_code == 421
+    finally:
+        _stop(proc)

@@ -3,21 +3,26 @@ the umask, on a fresh start and after an older, looser one; one worker per state
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import uvicorn
 from conftest import make_worker
 from mcp import Client, StdioServerParameters
 
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import Config
 from qmt_mcp.server.supervisor import socket_path
+from qmt_mcp.statedir import private_unix_socket
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")]
 
@@ -110,3 +115,74 @@ async def test_a_second_worker_on_the_same_state_dir_is_refused(tmp_path: Path) 
         first.terminate()
         with anyio.fail_after(10):
             await first.wait()
+
+
+# ----- what another local user could have written is not trusted
+
+NOBODY = 65534
+
+
+@asynccontextmanager
+async def _fake_worker(sock: Path) -> AsyncIterator[list[bytes]]:
+    """A stand-in "worker" that answers every request with ok and records the bearer token it was sent."""
+    seen: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen.append(dict(scope["headers"]).get(b"authorization", b""))
+        body = b'{"ok": true, "granted": true, "instance": "fake", "pid": 1, "config": {}, "others": 0}'
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    # Bound 0600 like the real worker's socket (only what a case changes is wrong with it), and
+    # listening before uvicorn serves it, so a connection waits in the backlog instead of failing.
+    listening = private_unix_socket(sock)
+    listening.listen(16)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [listening])
+        try:
+            yield seen
+        finally:
+            server.should_exit = True
+
+
+def _plant(home: Path, sock: Path) -> None:
+    home.mkdir(mode=0o700)
+    (home / "worker.json").write_text(json.dumps({"uds": str(sock), "url": None, "token": "t", "pid": 1}))
+    (home / "worker.json").chmod(0o600)
+
+
+TAMPER = {
+    "worker_file_of_another_user": lambda home, sock: os.chown(home / "worker.json", NOBODY, NOBODY),
+    "worker_file_others_may_write": lambda home, sock: (home / "worker.json").chmod(0o666),
+    "socket_of_another_user": lambda home, sock: os.chown(sock, NOBODY, NOBODY),
+    "socket_in_a_dir_others_may_write": lambda home, sock: sock.parent.chmod(0o777),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER))
+async def test_a_worker_file_or_socket_another_user_could_have_written_is_not_trusted(
+    tmp_path: Path, case: str,
+) -> None:
+    if "another_user" in case and os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    home, fake_dir = tmp_path / "home", tmp_path / "fake"
+    fake_dir.mkdir(mode=0o755)
+    sock = fake_dir / "w.sock"
+    with anyio.fail_after(60):
+        async with _fake_worker(sock) as seen:
+            _plant(home, sock)
+            TAMPER[case](home, sock)
+            params = StdioServerParameters(command=sys.executable, args=["-m", "qmt_mcp", "serve"],
+                                           env={"QMT_MCP_HOME": str(home)})
+            async with Client(params) as c:
+                health = await _call(c, "health")
+                assert health["worker"]["state"] == "up"
+                ours = json.loads((home / "worker.json").read_text())
+            assert seen == []   # the stand-in never heard from the server, let alone its token
+            assert ours["uds"] == str(socket_path(home)) and ours["token"] != "t"

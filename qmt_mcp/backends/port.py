@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from ..domain.instruments import Instrument
 from ..domain.market import Bar, Quote
 from ..domain.money import money_float
-from ..domain.orders import OrderRequest, Side
+from ..domain.orders import EXTERNAL_PREFIX, OrderRequest, Side, client_id_of_remark
 from ..domain.sessions import Phase
 from ..domain.status import OrderStatus
 from ..domain.timeutil import iso
@@ -77,9 +77,12 @@ class BrokerTrade:
                 "transfer_fee": money_float(self.transfer_fee), "fees": money_float(self.fees),
                 "fee_detail": self.fee_detail}
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self, client_order_id: str | None = None) -> dict[str, Any]:
+        """The fill for the agent, under `client_order_id` (the worker's record of its order); without
+        one, under its remark only if that is a well-formed id, else the `ext-<order id>` it was imported as."""
+        cid = client_order_id or client_id_of_remark(self.remark) or f"{EXTERNAL_PREFIX}{self.order_id}"
         return {
-            "trade_id": self.trade_id, "order_id": self.order_id, "client_order_id": self.remark,
+            "trade_id": self.trade_id, "order_id": self.order_id, "client_order_id": cid,
             "code": self.code, "side": self.side.value, "price": float(self.price),
             "volume": self.volume, "amount": float(self.amount), **self.fee_wire(), "time": iso(self.time),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -51,8 +52,31 @@ MARKET_PRICE_TYPES: dict[tuple[Exchange, MarketType], int] = {
     (Exchange.SZ, MarketType.FOK): 48,
 }
 
+# The market types that carry a protective price (the worst price they may trade at; without one the
+# counter uses the daily limit). Own-best and counterparty-best are priced from the book alone on
+# every exchange, and no Shenzhen market order takes a price, so a price sent with one would bound
+# nothing: it is refused rather than shown to a person as a bound it is not.
+PROTECTIVE_PRICE: frozenset[tuple[Exchange, MarketType]] = frozenset({
+    (Exchange.SH, MarketType.BEST5_CANCEL), (Exchange.SH, MarketType.BEST5_LIMIT),
+    (Exchange.BJ, MarketType.BEST5_CANCEL), (Exchange.BJ, MarketType.BEST5_LIMIT),
+})
+
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
+# Orders typed by hand at the counter are recorded as `ext-<order id>`: agents may not use the prefix,
+# so an agent's id can never be taken by (or take) an imported order.
+EXTERNAL_PREFIX = "ext-"
 MAX_VOLUME = 10_000_000
+# How far the counter's clock may lag ours and still have a broker order be the one we recorded
+# (the order reaches the counter after we record it, so a broker time well before the record is
+# another order; generous, because refusing our own order would import it as a stranger's); and how
+# long after the record a broker order may still be it (A-share orders live one trading day).
+CLOCK_SKEW = timedelta(hours=1)
+ORDER_LIFETIME = timedelta(hours=16)
+
+
+def takes_protective_price(code: str, market_type: MarketType) -> bool:
+    """Whether a market order of this type on this code's exchange is bounded by its `price`."""
+    return (exchange_of(code), market_type) in PROTECTIVE_PRICE
 
 
 def _enum(enum: type[StrEnum], raw: object, argument: str) -> Any:
@@ -141,12 +165,21 @@ def parse_order_request(args: dict[str, Any]) -> OrderRequest:
                 code=ErrorCode.ORDER_TYPE_UNSUPPORTED,
                 details={"market_type": market_type.value, "exchange": exchange.value},
             )
-        if exchange is Exchange.SZ and price is not None:
-            raise InvalidArgument("Shenzhen market orders take no price", details={"argument": "price"})
+        if price is not None and (exchange, market_type) not in PROTECTIVE_PRICE:
+            if exchange is Exchange.SZ:
+                raise InvalidArgument("Shenzhen market orders take no price", details={"argument": "price"})
+            raise InvalidArgument(
+                f"{market_type.value} market orders on {exchange.value} take no protective price: the exchange "
+                "prices them from the book, up to the daily limit",
+                hint="Drop price (the order is then costed at the daily limit), or use best5_cancel or "
+                     "best5_limit with a protective price, or a limit order.",
+                details={"argument": "price", "market_type": market_type.value},
+            )
     return OrderRequest(account.strip(), code, side, volume, order_type, price, market_type)
 
 
 def check_client_order_id(raw: object) -> str | None:
+    """A well-formed client_order_id to look an order up by (imported `ext-` ids included)."""
     if raw is None:
         return None
     if not isinstance(raw, str) or not CLIENT_ORDER_ID.match(raw):
@@ -155,6 +188,27 @@ def check_client_order_id(raw: object) -> str | None:
             details={"argument": "client_order_id"},
         )
     return raw
+
+
+def check_new_client_order_id(raw: object) -> str | None:
+    """A client_order_id an agent may give a new order: well-formed and not of the reserved `ext-` form."""
+    cid = check_client_order_id(raw)
+    if cid is not None and is_reserved_id(cid):
+        raise InvalidArgument(
+            f"client_order_id may not start with {EXTERNAL_PREFIX!r}: that form names orders typed by hand",
+            hint="Choose another client_order_id (1-24 letters, digits, - _ not starting with 'ext-').",
+            details={"argument": "client_order_id"},
+        )
+    return cid
+
+
+def is_reserved_id(cid: str) -> bool:
+    return cid[: len(EXTERNAL_PREFIX)].lower() == EXTERNAL_PREFIX
+
+
+def client_id_of_remark(remark: str) -> str | None:
+    """The client_order_id a broker remark names, or None: only a well-formed id is one."""
+    return remark if CLIENT_ORDER_ID.match(remark) else None
 
 
 @dataclass(frozen=True)
@@ -179,6 +233,32 @@ class OrderRecord:
     status_msg: str = ""
     live: bool = False
     fingerprint: dict[str, str] = field(default_factory=dict)
+    cancel_requested_at: str = ""   # when a cancel was last sent for it (ISO), "" never
+
+    @property
+    def external(self) -> bool:
+        """An order the broker had that we never placed (typed by hand in QMT), imported."""
+        return self.fingerprint.get("external") == "true"
+
+    def fits(self, code: str, side: Side, volume: int, at: datetime) -> bool:
+        """Whether a broker order with these fields, placed at `at`, can be the order of this record.
+
+        An imported record was made from the broker's own order, so its time is the broker's to the
+        second; ours is stamped just before sending, so the broker's comes after it (give or take the
+        counter's clock) and within the order's day."""
+        if volume != self.volume:
+            return False
+        if self.external:
+            return (code, side) == (self.code, self.side) and abs(at - self._created()) < timedelta(seconds=1)
+        return self.fits_fill(code, side, at)
+
+    def fits_fill(self, code: str, side: Side, at: datetime) -> bool:
+        """Whether a fill of `code` on `side` at `at` can be one of this order's."""
+        created = self._created()
+        return (code, side) == (self.code, self.side) and created - CLOCK_SKEW <= at <= created + ORDER_LIFETIME
+
+    def _created(self) -> datetime:
+        return datetime.fromisoformat(self.created_at)
 
     def advanced(self, status: OrderStatus, **changes: Any) -> OrderRecord:
         """A copy in the new status; IllegalTransition leaves this record as it was."""

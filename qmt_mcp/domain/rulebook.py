@@ -106,8 +106,9 @@ RULES: tuple[Rule, ...] = (
     Rule("MARKET_SZ_FOK", "SZ fill-or-kill (48): all at once or nothing", "xtconstant; SZSE 3.3.4"),
     Rule("MARKET_TYPE_PER_EXCHANGE", "a market type the exchange lacks is refused (ORDER_TYPE_UNSUPPORTED)",
          "xtconstant"),
-    Rule("MARKET_PROTECTIVE_PRICE", "SH/BJ market orders trade no worse than the protective price "
-         "(0 ⇒ the daily limit)", "QMT order docs"),
+    Rule("MARKET_PROTECTIVE_PRICE", "SH/BJ best-5 market orders (42, 43) trade no worse than the protective "
+         "price (0 ⇒ the daily limit); own-best and counterparty-best (44, 45) and SZ market orders take "
+         "none: a price is refused, and they are costed at the daily limit", "QMT order docs; SSE/SZSE market orders"),
     Rule("STATUS_PATH", "xtquant status path: 48→50→55→56 on fills, 51→54 or 52→53 on cancel, 57 on refusal",
          "xtconstant order status"),
     Rule("PUSH_ORDER", "pushes per change in xtquant's order: order, trade, position, asset; errors with "

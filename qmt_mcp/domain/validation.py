@@ -14,7 +14,7 @@ from .errors import ErrorCode, OrderRefused
 from .fees import Fees, FeeSchedule, compute_fees
 from .instruments import Instrument, cage_base, price_cage
 from .money import is_on_tick, yuan_text
-from .orders import OrderRequest, OrderType, Side
+from .orders import OrderRequest, OrderType, Side, takes_protective_price
 from .sessions import ACCEPTS_ORDERS, Phase, describe
 
 
@@ -80,17 +80,48 @@ def estimate(
     schedule: FeeSchedule,
     on: date,
 ) -> Estimate:
-    """Price and cost estimate. Market buys are costed at the protective price, else the up limit
-    (what the counter freezes); market sells at the best bid, else the down limit."""
+    """Price and cost estimate, at the worst price the exchange lets the order take. Market buys are
+    costed at the protective price where the market type takes one (SH/BJ best-5), else at the up
+    limit (what the counter freezes, and as far as own-best or counterparty-best can go); market sells
+    at the best bid (the most they can take now, so value limits stay conservative), else the
+    protective price, else the down limit."""
+    bound = _protective(req)
     if req.order_type is OrderType.LIMIT and req.price is not None:
         price = req.price
     elif req.side is Side.BUY:
         # No protective price and no daily limit (a new listing): cost it at the cage ceiling.
-        price = req.price or inst.up_limit or _cage_or_tick(inst, True, best_bid, best_ask, on)
+        price = bound or inst.up_limit or _cage_or_tick(inst, True, best_bid, best_ask, on)
     else:
-        price = best_bid or req.price or inst.down_limit or inst.price_tick
+        price = best_bid or bound or inst.down_limit or inst.price_tick
     amount = price * req.volume
     return Estimate(price, amount, compute_fees(schedule, inst.board, req.side.value, amount, on))
+
+
+def _protective(req: OrderRequest) -> Decimal | None:
+    """The price that bounds a market order, if its type takes one."""
+    if req.order_type is not OrderType.MARKET or req.market_type is None:
+        return None
+    return req.price if takes_protective_price(req.code, req.market_type) else None
+
+
+def _market_check(req: OrderRequest, inst: Instrument) -> Check | None:
+    """What bounds a market order's price, said before anyone relies on it."""
+    if req.order_type is not OrderType.MARKET or req.market_type is None:
+        return None
+    buy = req.side is Side.BUY
+    bound = _protective(req)
+    kind = req.market_type.value
+    if bound is not None:
+        return Check("market_price", True, f"{kind}: trades no {'higher' if buy else 'lower'} than the "
+                     f"protective price {bound}")
+    limit = inst.up_limit if buy else inst.down_limit
+    why = ("takes no protective price" if not takes_protective_price(req.code, req.market_type)
+           else "has no protective price given")
+    if limit is None:
+        return Check("market_price", True, f"{kind} {why} and there is no daily limit today: it takes "
+                     "what the book offers")
+    return Check("market_price", True, f"{kind} {why}: it may trade {'up to the up' if buy else 'down to the down'} "
+                 f"limit {limit}{', the price it is costed at' if buy else ''}")
 
 
 def _cage_or_tick(inst: Instrument, buy: bool, bid: Decimal | None, ask: Decimal | None, on: date) -> Decimal:
@@ -171,6 +202,9 @@ def run_checks(
         _lot_check(req, inst, view),
         _volume_check(req, inst),
     ]
+    market = _market_check(req, inst)
+    if market is not None:
+        checks.append(market)
     if req.price is not None:
         on_tick = is_on_tick(req.price, inst.price_tick)
         checks.append(

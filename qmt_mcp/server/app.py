@@ -381,8 +381,12 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
     @tool("cancel_order", CANCEL)
     async def cancel_order(
         account: Account, order_id: Annotated[int, Field(description="the broker's order id")],
+        confirm_token: Annotated[str | None, Field(
+            max_length=1024, description="live accounts, orders placed by hand (ext-…): from the first call's "
+                                         "CONFIRM_REQUIRED")] = None,
     ) -> Annotated[CallToolResult, S.CancelResult]:
-        return await call("cancel_order", {"account": account, "order_id": order_id}, S.CancelResult)
+        args = {"account": account, "order_id": order_id, "confirm_token": confirm_token}
+        return await call("cancel_order", args, S.CancelResult)
 
     @tool("get_risk_status", READ_ONLY)
     async def get_risk_status(

@@ -34,11 +34,17 @@ TOOLS: dict[str, tuple[str, str]] = {
                       "with fees (yuan: commission, stamp duty, transfer fee) and, for live accounts, the "
                       "confirm_token place_order needs. Places "
                       "nothing. Show the result to the person before placing."),
-    "place_order": ("Place order", "Send an order. volume in shares, price in yuan per share (limit orders). "
-                    "Live accounts need confirm_token from preview_order. Give a client_order_id so a retry "
-                    "can never double the order; on SUBMIT_INDETERMINATE call get_order, never place again."),
+    "place_order": ("Place order", "Send an order. volume in shares, price in yuan per share (limit orders; "
+                    "for SH/BJ best5 market orders the protective price, the worst they may trade at; other "
+                    "market orders take none and may trade up to the daily limit). Live accounts need "
+                    "confirm_token from preview_order. Give a client_order_id (not starting with ext-) so a "
+                    "retry can never double the order; on SUBMIT_INDETERMINATE call get_order, never place "
+                    "again."),
     "cancel_order": ("Cancel order", "Ask the broker to cancel an open order; returns its status after the "
-                     "request. Canceling an already canceled order changes nothing."),
+                     "request. Canceling an already canceled order changes nothing. On a live account, an "
+                     "order a person placed by hand (client_order_id ext-…) is theirs: the first call returns "
+                     "CONFIRM_REQUIRED with a confirm_token; ask the person, and only if they agree call again "
+                     "with it."),
     "get_risk_status": ("Get risk status", "Per account: baseline and current total asset (yuan), today's "
                         "P&L, the loss breaker, kill switch, limits and today's usage."),
     "reset_risk": ("Reset risk", "Lift a tripped daily-loss breaker, with a note (1-200 chars) that is "

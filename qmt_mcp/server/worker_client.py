@@ -21,6 +21,15 @@ log = logging.getLogger("qmt_mcp.server")
 STATE_CHANGING = {"place_order", "cancel_order", "reset_risk"}
 
 
+class WorkerGone(QmtError):
+    """Nothing listens where the worker was, or a different worker (another token) answers there.
+
+    Nothing was sent to a worker that could act on it. The supervisor tells this apart from a worker
+    that is merely slow to answer: only this one means the worker has to be found or started again."""
+
+    code = ErrorCode.WORKER_UNAVAILABLE
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where a worker listens: a Unix socket, or an http(s) URL."""
@@ -96,7 +105,7 @@ class WorkerClient:
             )
         except WireConnectError as exc:
             # Nothing was sent: safe to say no state changed.
-            raise QmtError("the worker is not reachable", code=ErrorCode.WORKER_UNAVAILABLE) from exc
+            raise WorkerGone("the worker is not reachable") from exc
         except WireError as exc:
             if name == "place_order":
                 raise SubmitIndeterminate(
@@ -117,6 +126,6 @@ class WorkerClient:
             body.pop("ok")
             return body
         if status == 401 and self._supervised:
-            raise QmtError("the worker was restarted; reconnecting", code=ErrorCode.WORKER_UNAVAILABLE)
+            raise WorkerGone("the worker was restarted; reconnecting")
         err = body.get("error") if isinstance(body.get("error"), dict) else {}
         raise QmtError.from_dict(err or {"code": "INTERNAL", "message": f"HTTP {status}"})

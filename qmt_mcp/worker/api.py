@@ -77,10 +77,11 @@ def build_app(
         if handler is None:
             exc = QmtError(f"no worker call named {name!r}", code=ErrorCode.INVALID_ARGUMENT)
             return JSONResponse(error_body(exc), status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            exc = QmtError("request body too large", code=ErrorCode.INVALID_ARGUMENT)
-            return JSONResponse(error_body(exc), status_code=413)
+        body = await _read_body(request)
+        if body is None:
+            exc = QmtError(f"request body too large (at most {MAX_BODY} bytes)", code=ErrorCode.INVALID_ARGUMENT)
+            # The rest of the body is never read, so this connection cannot carry another request.
+            return JSONResponse(error_body(exc), status_code=413, headers={"Connection": "close"})
         try:
             args = json.loads(body) if body else {}
         except (ValueError, UnicodeDecodeError):
@@ -131,6 +132,21 @@ def build_app(
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_here, 405: not_here})
     app.router.redirect_slashes = False  # a redirect is not an answer a client of this API can use
     return app
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it is larger than MAX_BODY: a declared Content-Length says so before any of
+    it is read, and a body without one (chunked) is read only until it passes the limit, so a client
+    cannot make the worker wait for, or hold, more than MAX_BODY + one chunk."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        return None   # (a malformed Content-Length never gets here: the HTTP server answers 400 itself)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
 async def _every(job: Job, interval: float) -> None:

@@ -3,11 +3,17 @@
 Order records are written with synchronous=FULL before the broker call, so a crash after the call
 still finds the record. Event `seq` is an AUTOINCREMENT key: strictly increasing and never
 reused, across restarts too.
+
+Every lookup the worker makes goes through an index (by id, by day, by status, an order's events),
+so what a call or a reconciliation costs depends on today's orders, not on how many came before.
+An order record that cannot be read is moved aside into `orders_quarantined` (named in the log and
+in health), never the whole journal; its client_order_id stays taken.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -20,15 +26,19 @@ from typing import Any
 
 from ..domain.errors import StateUnwritable
 from ..domain.orders import MarketType, OrderRecord, OrderType, Side
-from ..domain.status import OrderStatus
+from ..domain.status import TERMINAL, OrderStatus
 from ..statedir import private_sqlite
 from . import crashpoints
+
+log = logging.getLogger("qmt_mcp.worker")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     account TEXT NOT NULL, client_order_id TEXT NOT NULL, order_id INTEGER, data TEXT NOT NULL,
-    created_at TEXT NOT NULL, PRIMARY KEY (account, client_order_id));
-CREATE INDEX IF NOT EXISTS orders_by_id ON orders (account, order_id);
+    created_at TEXT NOT NULL, status TEXT, PRIMARY KEY (account, client_order_id));
+CREATE TABLE IF NOT EXISTS orders_quarantined (
+    row INTEGER, account TEXT, client_order_id TEXT, order_id INTEGER, data TEXT, created_at TEXT,
+    reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, time TEXT NOT NULL,
     type TEXT NOT NULL, order_id INTEGER, client_order_id TEXT, data TEXT NOT NULL);
@@ -39,6 +49,18 @@ CREATE TABLE IF NOT EXISTS risk_state (
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# After the migration (the status column must exist). Creating one on an old journal is a one-off.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS orders_by_id ON orders (account, order_id);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (account, created_at);
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders (account, status);
+CREATE INDEX IF NOT EXISTS events_by_order ON events (account, client_order_id, seq);
+"""
+_COLUMNS = "(account, client_order_id, order_id, data, created_at, status) VALUES (?,?,?,?,?,?)"
+_PUT, _INSERT = "INSERT OR REPLACE INTO orders " + _COLUMNS, "INSERT OR IGNORE INTO orders " + _COLUMNS
+_OPEN = tuple(s.value for s in OrderStatus if s not in TERMINAL)  # may still change at the broker
+_OPEN_WHERE = "account=? AND status IN (" + ",".join("?" * len(_OPEN)) + ")"
+_UNREADABLE = (ValueError, KeyError, TypeError, ArithmeticError)   # what a bad record raises decoding
 
 
 @dataclass(frozen=True)
@@ -83,15 +105,33 @@ class Journal:
         self._batch_depth = 0
         self._figures: dict[str, dict[str, OrderFigures]] = {}   # account -> client_order_id -> figures
         self._unsaved: list[OrderRecord] = []   # written in the open transaction; counted once it commits
+        self.quarantined: list[dict[str, str]] = []   # order records set aside since start (for health)
+        self._unreadable: set[int] = set()             # their row ids, so each is reported once
+        self.decoded = 0   # order records decoded since start: what tests count instead of timing
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed order record survives power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.executescript(_INDEXES)
         with self._db:
             # The journal's identity: a reader that resumes by seq can tell a fresh journal (seq from 1
             # again) from the one it was following.
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('journal_id', ?)", (secrets.token_hex(8),))
         self.journal_id = str(self._db.execute("SELECT value FROM meta WHERE key='journal_id'").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """A journal from before the status column: fill it in once, from the records themselves.
+        A record that is not JSON has no status to read: it is set aside here, like any unreadable one."""
+        if "status" in {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}:
+            return
+        with self._db:
+            self._db.execute("ALTER TABLE orders ADD COLUMN status TEXT")
+            self._db.execute("UPDATE orders SET status = CASE WHEN json_valid(data) "
+                             "THEN json_extract(data, '$.status') END")
+        for rowid, account, cid in self._db.execute(
+                "SELECT rowid, account, client_order_id FROM orders WHERE status IS NULL").fetchall():
+            self._set_aside(rowid, account, cid, "not JSON")
 
     def close(self) -> None:
         with self._lock:
@@ -143,21 +183,64 @@ class Journal:
     def put_order(self, r: OrderRecord) -> None:
         with self._write():
             self._db.execute(
-                "INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?)",
-                (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at),
+                _PUT,
+                (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at, r.status.value),
             )
             self._unsaved.append(r)
 
     def insert_order(self, r: OrderRecord) -> bool:
-        """Reserve a client_order_id; False if the account already has it."""
+        """Reserve a client_order_id; False if the account already has it, or had it in a record
+        that was set aside as unreadable (that order may have reached the broker: a new one under
+        its id could be a second order)."""
         with self._write():
+            if self._db.execute("SELECT 1 FROM orders_quarantined WHERE account=? AND client_order_id=?",
+                                (r.account, r.client_order_id)).fetchone() is not None:
+                return False
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?)",
-                (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at),
+                _INSERT,
+                (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at, r.status.value),
             )
             if cur.rowcount == 1:
                 self._unsaved.append(r)
             return cur.rowcount == 1
+
+    def _decoded(self, rows: list[tuple[int, str, str, str]]) -> list[OrderRecord]:
+        """(rowid, account, client_order_id, data) rows as records; an unreadable one is set aside."""
+        out = []
+        for rowid, account, cid, text in rows:
+            self.decoded += 1
+            try:
+                out.append(_record_from_json(text))
+            except _UNREADABLE as exc:
+                self._set_aside(rowid, account, cid, f"{type(exc).__name__}: {exc}"[:200])
+        return out
+
+    def _set_aside(self, rowid: int, account: str, cid: str, why: str) -> None:
+        """Move one unreadable order record into orders_quarantined, and say so once (log, health).
+        Kept, not deleted: whoever looks into it has the bytes. If the move cannot be written (a
+        full disk), the record stays where it is and is skipped."""
+        with self._lock:
+            if rowid in self._unreadable:
+                return
+            self._unreadable.add(rowid)
+            try:
+                with self._write():
+                    self._db.execute(
+                        "INSERT INTO orders_quarantined SELECT rowid, account, client_order_id, order_id, data, "
+                        "created_at, ? FROM orders WHERE rowid=?", (why, rowid))
+                    self._db.execute("DELETE FROM orders WHERE rowid=?", (rowid,))
+                moved = "the journal's orders_quarantined table"
+            except StateUnwritable:
+                moved = "nowhere yet (the journal is not writable): skipped"
+            consequence = ("Its client_order_id stays taken; if the broker lists the order today, "
+                           "reconciliation records it again from the broker's fields.")
+            log.error("order record client_order_id=%s (row %d) of account %s is unreadable (%s): moved it to %s. %s",
+                      cid, rowid, account, why, moved, consequence)
+            self.quarantined.append({
+                "file": "worker.sqlite", "moved_to": moved, "record": f"client_order_id={cid} row={rowid}",
+                "client_order_id": cid, "row": str(rowid), "reason": f"unreadable order record: {why}",
+                "consequence": consequence,
+            })
 
     def token_used(self, token_id: str) -> bool:
         """Whether a token was spent already (read only: a person is never asked about a spent one)."""
@@ -165,27 +248,35 @@ class Journal:
             row = self._db.execute("SELECT 1 FROM confirm_used WHERE token_id=?", (token_id,)).fetchone()
         return row is not None
 
-    def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[OrderRecord]:
+        """Records matching `where` (always one of this module's literals; values go in `params`),
+        oldest first. Sorted here, not by ORDER BY: asked to sort by created_at, SQLite walks the
+        whole by-time index of the account rather than the id or status index and a sort."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT data FROM orders WHERE account=? AND client_order_id=?", (account, client_order_id)
-            ).fetchone()
-        return None if row is None else _record_from_json(row[0])
+            sql = "SELECT rowid, account, client_order_id, data, created_at FROM orders WHERE " + where  # noqa: S608
+            rows = sorted(self._db.execute(sql, params).fetchall(), key=lambda r: (r[4], r[0]))
+            return self._decoded([r[:4] for r in rows])
+
+    def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
+        found = self._select("account=? AND client_order_id=?", (account, client_order_id))
+        return found[0] if found else None
 
     def order_by_id(self, account: str, order_id: int) -> OrderRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT data FROM orders WHERE account=? AND order_id=?", (account, order_id)
-            ).fetchone()
-        return None if row is None else _record_from_json(row[0])
+        found = self._select("account=? AND order_id=? LIMIT 1", (account, order_id))
+        return found[0] if found else None
+
+    def orders_by_id(self, account: str, order_id: int) -> list[OrderRecord]:
+        """Every record carrying this broker order id, oldest first: a counter's ids start over (each
+        trading day, or with a new book), so one id may name several orders."""
+        return self._select("account=? AND order_id=?", (account, order_id))
 
     def orders(self, account: str, since: str = "") -> list[OrderRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT data FROM orders WHERE account=? AND created_at>=? ORDER BY created_at, rowid",
-                (account, since),
-            ).fetchall()
-        return [_record_from_json(r[0]) for r in rows]
+        """The account's records created at or after `since` (an iso_ms stamp), oldest first."""
+        return self._select("account=? AND created_at>=?", (account, since))
+
+    def open_orders(self, account: str) -> list[OrderRecord]:
+        """Records whose status may still change at the broker (not final), whatever their day."""
+        return self._select(_OPEN_WHERE, (account, *_OPEN))
 
     def order_figures(self, account: str, since: str) -> list[OrderFigures]:
         """What risk checks count of each order created since `since` (a day start, which only moves
@@ -202,13 +293,8 @@ class Journal:
 
     def unresolved_orders(self, account: str) -> list[OrderRecord]:
         """Records whose broker outcome we do not know: pending_submit and indeterminate."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT data FROM orders WHERE account=? AND json_extract(data, '$.status') IN (?, ?) "
-                "ORDER BY created_at, rowid",
-                (account, OrderStatus.PENDING_SUBMIT.value, OrderStatus.INDETERMINATE.value),
-            ).fetchall()
-        return [_record_from_json(r[0]) for r in rows]
+        return self._select("account=? AND status IN (?, ?)",
+                            (account, OrderStatus.PENDING_SUBMIT.value, OrderStatus.INDETERMINATE.value))
 
     # ----- events
     def append_event(
@@ -291,6 +377,37 @@ class Journal:
         with self._write():
             cur = self._db.execute("INSERT OR IGNORE INTO confirm_used VALUES (?,?)", (token_id, at))
             return cur.rowcount == 1
+
+    # ----- the audit trail's anchor (audit.py): its head, where an edit of audit.jsonl does not reach
+    def audit_head(self) -> tuple[int, str] | None:
+        """(record count, last hash) of the audit trail as last appended, or None before the first."""
+        with self._lock:
+            return _audit_head(self._db)
+
+    def put_audit_head(self, records: int, last_hash: str) -> None:
+        with self._write():
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                 [("audit_records", str(records)), ("audit_hash", last_hash)])
+
+
+def read_audit_head(path: Path) -> tuple[int, str] | None:
+    """The anchor in a journal file, read without writing anything (a worker may be running)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return _audit_head(db)
+    except sqlite3.DatabaseError:
+        return None   # no meta table (nothing anchored yet), or not a database: nothing to check against
+    finally:
+        db.close()
+
+
+def _audit_head(db: sqlite3.Connection) -> tuple[int, str] | None:
+    rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('audit_records', 'audit_hash')").fetchall())
+    if "audit_records" not in rows or "audit_hash" not in rows:
+        return None
+    return int(rows["audit_records"]), str(rows["audit_hash"])
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 
 The broker calls `on_events` after each state change, with that change's pushes in order; the
 reconciler applies what the broker lists through `apply_broker_order`. Both only write the journal:
-they never call the broker (a push arrives inside the broker's own call stack).
+they never call the broker (a push arrives inside the broker's own call stack). Which record a push
+belongs to is matching.py's; broker text is cleaned here (domain/text.py) before it is journaled,
+whichever backend it came from.
 """
 
 from __future__ import annotations
@@ -11,15 +13,31 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..backends.port import BrokerEvent, BrokerOrder, CancelFailed, OrderFailed, OrderUpdated, TradeFilled
+from ..backends.port import (
+    BrokerEvent,
+    BrokerOrder,
+    BrokerTrade,
+    CancelFailed,
+    OrderFailed,
+    OrderUpdated,
+    TradeFilled,
+)
 from ..clock import Clock
 from ..config import Config
-from ..domain.errors import StateUnwritable
-from ..domain.orders import CLIENT_ORDER_ID, OrderRecord, OrderType
+from ..domain.errors import InternalError, StateUnwritable
+from ..domain.orders import (
+    EXTERNAL_PREFIX,
+    FIX_PRICE,
+    OrderRecord,
+    OrderType,
+    client_id_of_remark,
+    is_reserved_id,
+)
 from ..domain.status import IllegalTransition, OrderStatus
 from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
 from .journal import Journal
+from .matching import Candidates, Matcher
 
 log = logging.getLogger("qmt_mcp.worker")
 
@@ -31,6 +49,7 @@ class PushRecorder:
         self.clock = clock
         self.notify = notify
         self._by_account_id = {a.account_id: name for name, a in cfg.accounts.items()}
+        self.matcher = Matcher(journal)
 
     def on_events(self, events: Sequence[BrokerEvent]) -> None:
         """Called by the broker after each state change with its pushes, in order. Never calls the
@@ -51,38 +70,72 @@ class PushRecorder:
             if name is not None:
                 self.apply_broker_order(name, ev.order)
         elif isinstance(ev, TradeFilled):
-            t = ev.trade
-            name = self._by_account_id.get(t.account_id)
+            name = self._by_account_id.get(ev.trade.account_id)
             if name is not None:
-                self.journal.append_event(name, iso(t.time), "trade", t.order_id, t.remark or None, {
-                    "code": t.code, "side": t.side.value, "trade_id": t.trade_id, "price": float(t.price),
-                    "volume": t.volume, "amount": float(t.amount), **t.fee_wire(),
-                })
+                self._on_trade(name, ev.trade)
         elif isinstance(ev, OrderFailed):
             name = self._by_account_id.get(ev.account_id)
             if name is not None:
+                rec = self.matcher.by_id(name, ev.order_id, clean_text(ev.remark))
                 self.journal.append_event(name, iso(self.clock.now()), "order_error", ev.order_id,
-                                          ev.remark or None, {"error_id": ev.error_id, "message": ev.message})
+                                          rec.client_order_id if rec else None,
+                                          {"error_id": ev.error_id, "message": clean_text(ev.message)})
         elif isinstance(ev, CancelFailed):
             name = self._by_account_id.get(ev.account_id)
             if name is not None:
-                rec = self.journal.order_by_id(name, ev.order_id)
+                rec = self.matcher.by_id(name, ev.order_id)
                 self.journal.append_event(name, iso(self.clock.now()), "cancel_error", ev.order_id,
                                           rec.client_order_id if rec else None,
-                                          {"error_id": ev.error_id, "message": ev.message})
+                                          {"error_id": ev.error_id, "message": clean_text(ev.message)})
+
+    def _on_trade(self, name: str, t: BrokerTrade) -> None:
+        """A fill is journaled under the client_order_id of the record it belongs to, never under the
+        broker's remark as such; one that belongs to no record is journaled as unmatched."""
+        rec = self.matcher.trade(name, t)
+        data = {"code": clean_text(t.code, 16), "side": t.side.value, "trade_id": clean_text(t.trade_id, 64),
+                "price": float(t.price), "volume": t.volume, "amount": float(t.amount), **t.fee_wire()}
+        if rec is None:
+            self._unmatched(name, "trade", t.order_id, data)
+            return
+        self.journal.append_event(name, iso(t.time), "trade", t.order_id, rec.client_order_id, data)
+
+    def trade_client_ids(self, name: str, trades: Sequence[BrokerTrade]) -> list[str]:
+        """The client_order_id each fill is shown under (get_trades): its record's, as in its trade
+        event, else the `ext-<order id>` form (never the broker's remark as such)."""
+        seen: Candidates = {}
+        out = []
+        for t in trades:
+            rec = self.matcher.trade(name, t, seen)
+            out.append(rec.client_order_id if rec is not None else f"{EXTERNAL_PREFIX}{t.order_id}")
+        return out
+
+    def _unmatched(self, name: str, push: str, order_id: int, data: dict[str, Any]) -> None:
+        log.warning("a broker %s push for order %d fits none of the records of %s; left for reconciliation",
+                    push, order_id, name)
+        what = ("not applied: reconciliation records the broker's order" if push == "order"
+                else "not journaled as a trade; get_trades lists it")
+        self.journal.append_event(name, iso(self.clock.now()), "unmatched", order_id, None, {
+            "push": push, **data, "message": f"a broker {push} push that fits none of our records; {what}",
+        })
 
     def apply_broker_order(self, name: str, bo: BrokerOrder, reason: str | None = None) -> bool:
         """Bring our record of a broker order up to what the broker says; True if it changed.
 
         `reason` set means reconciliation found it (journaled as `reconciled`), else it is a push.
-        An order we never placed is recorded as external. A status change the table does not allow
-        is refused and logged, and the record keeps its state.
+        The record is found by matching.py; an order we never placed is recorded as external. A push
+        whose order id our records carry for another order is journaled as `unmatched` and not
+        applied (reconciliation imports it). A status change the table does not allow is refused and
+        logged, and the record keeps its state.
         """
-        rec = self.journal.order_by_id(name, bo.order_id)
-        if rec is None and bo.remark:
-            rec = self.journal.order_by_client_id(name, bo.remark)
+        found = self.matcher.order(name, bo)
+        rec = found.record
         imported = rec is None
         if rec is None:
+            if found.ambiguous and reason is None:
+                self._unmatched(name, "order", bo.order_id, {
+                    "code": clean_text(bo.code, 16), "side": bo.side.value, "volume": bo.volume,
+                    "status": bo.status.value})
+                return False
             rec = self._external(name, bo)
         try:
             new = rec.advanced(bo.status, order_id=bo.order_id, traded_volume=bo.traded_volume,
@@ -105,20 +158,24 @@ class PushRecorder:
         return True
 
     def _external(self, name: str, bo: BrokerOrder) -> OrderRecord:
-        """An order the broker has that we never placed (typed by hand in QMT): recorded as external.
-        Its remark becomes the client_order_id only if it is a well-formed one nobody uses."""
-        cid = f"ext-{bo.order_id}"
-        if CLIENT_ORDER_ID.match(bo.remark or "") and self.journal.order_by_client_id(name, bo.remark) is None:
-            cid = bo.remark
-        rec = OrderRecord(
-            account=name, client_order_id=cid, code=bo.code, name=clean_text(bo.name), side=bo.side,
-            order_type=OrderType.LIMIT if bo.price_type == 11 else OrderType.MARKET,
-            market_type=None, price_type=bo.price_type, price=bo.price, volume=bo.volume,
-            status=OrderStatus.UNKNOWN, created_at=iso_ms(bo.time), order_id=bo.order_id,
-            live=self.cfg.accounts[name].live, fingerprint={"external": "true"},
-        )
-        self.journal.insert_order(rec)
-        return rec
+        """An order the broker has that we never placed (typed by hand in QMT): recorded as external,
+        under its remark if that is a well-formed id nobody has (and not of the reserved `ext-` form),
+        else under `ext-<order id>` (with a suffix when an earlier order with the same id has it)."""
+        remark = client_id_of_remark(bo.remark)
+        base = f"{EXTERNAL_PREFIX}{bo.order_id}"
+        ids = [remark] if remark is not None and not is_reserved_id(remark) else []
+        ids += [base, *(f"{base}-{n}" for n in range(2, 1000))]
+        for cid in ids:
+            rec = OrderRecord(
+                account=name, client_order_id=cid, code=clean_text(bo.code, 16), name=clean_text(bo.name),
+                side=bo.side, order_type=OrderType.LIMIT if bo.price_type == FIX_PRICE else OrderType.MARKET,
+                market_type=None, price_type=bo.price_type, price=bo.price, volume=bo.volume,
+                status=OrderStatus.UNKNOWN, created_at=iso_ms(bo.time), order_id=bo.order_id,
+                live=self.cfg.accounts[name].live, fingerprint={"external": "true"},
+            )
+            if self.journal.insert_order(rec):   # never over a record that has the id already
+                return rec
+        raise InternalError(f"no free client_order_id for external order {bo.order_id}")
 
 
 def status_data(r: OrderRecord) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..domain.market import PERIODS
 from ..domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS
 from ..domain.timeutil import CN_TZ, iso, parse_time
 from .args import opt_int, opt_str
+from .lanes import LocalMarketData, ReadLane
 from .service import WorkerService
 
 ADJUST = ("none", "front", "back")
@@ -27,6 +28,8 @@ class Readers:
         self.clock = clock
         self.service = service
         self.version = version
+        # Long histories are slow to compute on the simulator: off the loop that serves orders (lanes.py).
+        self.lane = ReadLane(cfg.worker.call_timeout_s)
 
     async def _known(self, raw: object) -> str:
         code = normalize_code(raw)
@@ -63,7 +66,11 @@ class Readers:
         if adjust not in ADJUST:
             raise InvalidArgument("adjust must be none, front or back", details={"argument": "adjust"})
         start, end = self._range(args, EPOCH, self.clock.now())
-        bars = await self.broker.bars(code, period, start, end, count)
+        local = self.broker
+        if isinstance(local, LocalMarketData):
+            bars = await self.lane.run("get_klines", lambda: local.bar_list(code, period, start, end, count))
+        else:
+            bars = await self.broker.bars(code, period, start, end, count)
         return {"code": code, "period": period, "adjust": adjust, "bars": [b.to_wire() for b in bars]}
 
     def _range(self, args: dict[str, Any], start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -83,7 +90,11 @@ class Readers:
             raise InvalidArgument("start and end are required", details={"argument": "start"})
         start, end = self._range(args, EPOCH, self.clock.now())
         limit = opt_int(args, "limit", 100, 1, 5000)
-        ticks = await self.broker.ticks(code, start, end, limit)
+        local = self.broker
+        if isinstance(local, LocalMarketData):
+            ticks = await self.lane.run("get_ticks", lambda: local.tick_list(code, start, end, limit))
+        else:
+            ticks = await self.broker.ticks(code, start, end, limit)
         out = []
         for q in ticks:
             w = q.to_wire()
@@ -132,8 +143,11 @@ class Readers:
         return {"positions": [p.to_wire() for p in await self.broker.positions(acct.account_id)]}
 
     async def get_trades(self, args: dict[str, Any]) -> dict[str, Any]:
-        _, acct = self.service.account(args)
-        return {"trades": [t.to_wire() for t in await self.broker.trades(acct.account_id)]}
+        name, acct = self.service.account(args)
+        trades = await self.broker.trades(acct.account_id)
+        # Named as the trade events name them: by the record each fill belongs to, never by a raw remark.
+        cids = self.service.pushes.trade_client_ids(name, trades)
+        return {"trades": [t.to_wire(cid) for t, cid in zip(trades, cids, strict=True)]}
 
     async def health(self, args: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
@@ -154,14 +168,16 @@ class Readers:
             }
         phase = self.broker.phase()
         trader_state = (bh.get("trader") or {}).get("state", "alive")
-        degraded = bool(bh.get("open_breakers")) or trader_state != "alive" or bool(self.service.quarantined)
+        # State files moved aside at start, and order records set aside since (journal.py).
+        quarantined = [*self.service.quarantined, *self.service.journal.quarantined]
+        degraded = bool(bh.get("open_breakers")) or trader_state != "alive" or bool(quarantined)
         return {
             "market": {"clock": bh.get("clock", "exchange"), "phase": phase.value,
                        "accepts_orders": phase in ACCEPTS_ORDERS, "accepts_cancels": phase in ACCEPTS_CANCELS},
             "worker": {"state": "degraded" if degraded else "up", "backend": bh["backend"], "version": self.version,
                        "uptime_s": round((now - self.service.started_at).total_seconds(), 1),
                        "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0,
-                       "quarantined": self.service.quarantined},
+                       "quarantined": quarantined},
             "data": {"fresh": bh["fresh"], "stale_codes": bh["stale_codes"]},
             "accounts": accounts,
         }

@@ -24,7 +24,6 @@ from ..domain.errors import (
     ErrorCode,
     IdempotencyConflict,
     InvalidArgument,
-    NotCancelable,
     OrderNotFound,
     QmtError,
     StateUnwritable,
@@ -35,6 +34,7 @@ from ..domain.orders import (
     OrderRecord,
     OrderRequest,
     check_client_order_id,
+    check_new_client_order_id,
     parse_order_request,
 )
 from ..domain.risk import RiskContext, evaluate, first_denial
@@ -44,6 +44,7 @@ from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import AccountView, MarketState, estimate, first_failure, run_checks
 from . import crashpoints
 from .args import opt_bool, opt_float, opt_int, opt_str, req_str
+from .cancels import Cancels
 from .confirm import ConfirmTokens
 from .journal import Journal
 from .person import PersonProofs, person_needed
@@ -72,6 +73,7 @@ class WorkerService:
         self.order_lock = anyio.Lock()  # one order decision at a time: risk usage must see pending orders
         self.pushes = PushRecorder(cfg, journal, clock, self.notify)
         broker.set_sink(self.pushes.on_events)
+        self.cancels = Cancels(self)
 
     # ----- accounts
     def account(self, args: dict[str, Any]) -> tuple[str, AccountConfig]:
@@ -162,7 +164,7 @@ class WorkerService:
         would be by place_order, so nobody is asked about an order that would not go."""
         req = parse_order_request(args)
         name, acct = self.account(args)
-        cid = check_client_order_id(args.get("client_order_id"))
+        cid = check_new_client_order_id(args.get("client_order_id"))
         token = opt_str(args, "confirm_token", 1024)
         async with self.order_lock:
             if cid is not None and self._replay(name, cid, req) is not None:
@@ -179,7 +181,7 @@ class WorkerService:
         crashpoints.arm()
         req = parse_order_request(args)
         name, acct = self.account(args)
-        cid = check_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
+        cid = check_new_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
         token = opt_str(args, "confirm_token", 1024)
         proof = opt_str(args, "person_proof", 1024)
         wait = opt_float(args, "wait_seconds", 0, 0, 60)
@@ -302,7 +304,7 @@ class WorkerService:
         return sum(int(e.get("volume") or 0) for e in trades) >= rec.traded_volume
 
     # ----- cancel and read orders
-    def _find(self, name: str, args: dict[str, Any]) -> OrderRecord:
+    def find_order(self, name: str, args: dict[str, Any]) -> OrderRecord:
         order_id = args.get("order_id")
         cid = args.get("client_order_id")
         if order_id is None and cid is None:
@@ -312,7 +314,9 @@ class WorkerService:
                 order_id = int(order_id)
             if not isinstance(order_id, int) or isinstance(order_id, bool):
                 raise InvalidArgument("order_id must be a whole number", details={"argument": "order_id"})
-            rec = self.journal.order_by_id(name, order_id)
+            # The newest record with the id: a counter's ids start over, and the broker holds the newest.
+            same_id = self.journal.orders_by_id(name, order_id)
+            rec = same_id[-1] if same_id else None
         else:
             rec = self.journal.order_by_client_id(name, str(check_client_order_id(cid)))
         if rec is None:
@@ -321,27 +325,16 @@ class WorkerService:
         return rec
 
     async def cancel_order(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, acct = self.account(args)
-        if args.get("order_id") is None:
-            raise InvalidArgument("order_id is required", details={"argument": "order_id"})
-        rec = self._find(name, {"order_id": args.get("order_id")})
-        if rec.status in (OrderStatus.CANCELED, OrderStatus.PART_CANCEL):
-            return {"order": rec.to_wire(), "cancel_requested": False}
-        if rec.status not in CANCELABLE or rec.order_id is None:
-            raise NotCancelable(f"order {rec.order_id} is {rec.status.value}",
-                                details={"status": rec.status.value})
-        with anyio.fail_after(self.cfg.worker.call_timeout_s):
-            await self.broker.cancel_order(acct.account_id, rec.order_id)
-        after = assert_record(self.journal.order_by_client_id(name, rec.client_order_id))
-        return {"order": after.to_wire(), "cancel_requested": True}
+        """Ask the broker to cancel an open order (cancels.py)."""
+        return await self.cancels.cancel_order(args)
 
     async def get_order(self, args: dict[str, Any]) -> dict[str, Any]:
         name, _ = self.account(args)
         wait = opt_float(args, "wait_seconds", 0, 0, 60)
-        rec = self._find(name, args)
+        rec = self.find_order(name, args)
         if wait > 0:
             await self._wait_terminal(name, rec.client_order_id, wait)
-            rec = self._find(name, {"client_order_id": rec.client_order_id})
+            rec = self.find_order(name, {"client_order_id": rec.client_order_id})
         events = self.journal.events(name, 0, 1000, order_client_id=rec.client_order_id)
         return {"order": rec.to_wire(), "events": events, "journal_seq": self.journal.last_seq()}
 

@@ -6,17 +6,24 @@ through a day. So each is checked before use (`PRAGMA quick_check`); a corrupt f
 a timestamp, with its WAL and shared-memory companions, kept for whoever wants to look into it, and
 the worker starts with an empty one and says so: in its log, and in `health` (`worker.quarantined`,
 state `degraded`) until it restarts.
+
+The audit trail is appended, never rewritten, so only its very end can be an interrupted write: a
+last line without its newline is a record the worker never confirmed. That tail alone is moved to
+`audit.jsonl.torn-<time>` and the trail goes on from its last whole record; damage anywhere else is
+not a crash artefact and stays an error (audit.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ..statedir import tighten
+from .audit import split_tail, write_all
 
 log = logging.getLogger("qmt_mcp.worker")
 SECRET_BYTES = 32
@@ -47,7 +54,48 @@ def check_state_dir(home: Path | None, now: datetime, *, sim_book: bool) -> list
     if sim_book:
         found.append(check_sqlite(home / "sim.sqlite", now,
                                   "The paper accounts start over from their configured cash and positions."))
+    found.append(check_audit_tail(home / "audit.jsonl", now))
     return [q for q in found if q is not None]
+
+
+def check_audit_tail(path: Path, now: datetime) -> Quarantined | None:
+    """Move an unterminated last line of the audit trail aside (0600) and cut the trail back to its
+    last whole record."""
+    if not path.exists():
+        return None
+    end, torn = split_tail(path)
+    if not torn:
+        return None
+    target = _free_name(path, "torn", now)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, torn)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tighten(target)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, end)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    reason = (f"its last line was cut short ({len(torn)} bytes without a newline): a write that a crash or a "
+              "full disk interrupted")
+    consequence = ("That record was never confirmed, so it is not in the trail; the trail goes on from its last "
+                   "whole record.")
+    log.error("state file %s: %s; moved the cut line to %s. %s", path, reason, target.name, consequence)
+    return Quarantined(path.name, target.name, reason, consequence)
+
+
+def _free_name(path: Path, kind: str, now: datetime) -> Path:
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.{kind}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{kind}-{stamp}-{n}")
+    return target
 
 
 def check_sqlite(path: Path, now: datetime, consequence: str) -> Quarantined | None:
@@ -82,12 +130,7 @@ def _sqlite_problem(path: Path) -> str | None:
 
 
 def _quarantine(path: Path, now: datetime, reason: str, consequence: str, companions: tuple[str, ...]) -> Quarantined:
-    stamp = now.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    target = _free_name(path, "corrupt", now)
     path.rename(target)
     tighten(target)   # a copy is as private as the original: it holds the same account ids
     for suffix in companions:

@@ -126,6 +126,10 @@ class SimBroker:
         ]
 
     async def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:
+        return self.tick_list(code, start, end, limit)
+
+    def tick_list(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:
+        """`ticks` without the await: the worker runs it in its read lane's thread (worker/lanes.py)."""
         self.market.listing(code)
         end = min(end, self.clock.now())
         if end < start:

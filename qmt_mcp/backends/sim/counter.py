@@ -8,42 +8,28 @@ order → trade → position → asset.
 On the exchange clock the counter keeps the sessions: orders of a call auction rest until it
 uncrosses at one price (09:25, 15:00), continuous matching runs only in the continuous auction,
 limit orders outside the price cage are held unmatched, and what is open after the close expires.
+
+What the accounts hold, and the book it is saved in, is the ledger's (ledger.py); how each order
+type is priced, ordertypes.py's.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from ...clock import Clock
-from ...domain.codes import board_of
 from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFound
-from ...domain.fees import FeeSchedule, compute_fees
+from ...domain.fees import compute_fees
 from ...domain.instruments import Instrument, cage_base, price_cage
 from ...domain.market import Quote
-from ...domain.money import round_fen, yuan_text
-from ...domain.orders import MarketType, OrderRequest, OrderType, Side
-from ...domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS, CLOSING_UNCROSS, OPENING_UNCROSS, Phase, describe
+from ...domain.money import yuan_text
+from ...domain.orders import MarketType, OrderRequest, Side
+from ...domain.sessions import ACCEPTS_CANCELS, CLOSING_UNCROSS, OPENING_UNCROSS, Phase, describe
 from ...domain.status import from_xt
 from ...domain.timeutil import CN_TZ, iso
-from ..port import (
-    Asset,
-    AssetChanged,
-    BrokerEvent,
-    BrokerOrder,
-    BrokerTrade,
-    CancelFailed,
-    OrderFailed,
-    OrderUpdated,
-    Position,
-    PositionChanged,
-    Sink,
-    TradeFilled,
-)
-from .liquidity import Liquidity
-from .market import SimMarket
+from ..port import AssetChanged, BrokerTrade, CancelFailed, OrderFailed, PositionChanged, TradeFilled
+from .ledger import Batch, PaperLedger
+from .ordertypes import Rest, after_sweep, limit_price, session_refusal
 from .paper import (
     CANCELED,
     JUNK,
@@ -55,127 +41,23 @@ from .paper import (
     REPORTED_CANCEL,
     SUCCEEDED,
     UNREPORTED,
-    PaperAccount,
     SimOrder,
-    trade_from_row,
-    trade_row,
 )
-from .store import PositionRow, SimStore
+from .store import PositionRow
 from .timeline import QUOTES_PER_MINUTE
 
 
-@dataclass
-class _Batch:
-    """Changes of one counter operation: saved together, then pushed."""
-
-    orders: dict[int, SimOrder] = field(default_factory=dict)
-    positions: set[tuple[str, str]] = field(default_factory=set)
-    accounts: set[str] = field(default_factory=set)
-    trades: list[BrokerTrade] = field(default_factory=list)
-    events: list[BrokerEvent] = field(default_factory=list)
-
-
-class SimCounter:
-    def __init__(
-        self, market: SimMarket, store: SimStore, clock: Clock, fees: FeeSchedule,
-        accounts: dict[str, PaperAccount],
-    ) -> None:
-        self.market = market
-        self.store = store
-        self.clock = clock
-        self.fees = fees
-        self._lock = threading.RLock()
-        self._sink: Sink | None = None
-        today = market.timeline.session_day(clock.now()).isoformat()
-        loaded = store.load_accounts()
-        self.cash: dict[str, Decimal] = {}
-        self.day: dict[str, str] = {}
-        new: dict[str, tuple[Decimal, str]] = {}
-        seeded: dict[tuple[str, str], PositionRow] = {}
-        for acc, start in accounts.items():
-            if acc in loaded:
-                self.cash[acc], self.day[acc] = loaded[acc]
-                continue
-            # A new paper account: its cash and its seeded positions, bought "before today" at the
-            # previous close (so T+1 does not lock them and P&L starts at zero).
-            self.cash[acc], self.day[acc] = start.cash, today
-            new[acc] = (start.cash, today)
-            for code, volume in start.positions.items():
-                pre = market.instrument(code, date.fromisoformat(today)).pre_close
-                seeded[(acc, code)] = PositionRow(volume, 0, pre * volume, pre * volume)
-        if new:
-            store.save(accounts=new, positions=seeded)
-        self.positions = {acc: store.load_positions(acc) for acc in accounts}
-        self.orders: dict[int, SimOrder] = {}
-        # Orders still in the book, in time order: what matching, freezing and expiry walk over.
-        self.open: dict[int, SimOrder] = {}
-        self._frozen_of: dict[int, tuple[int, Decimal, Decimal]] = {}   # id -> (traded, limit, frozen)
-        for row in store.load_orders():
-            o = SimOrder.from_row(row)
-            self.orders[o.order_id] = o
-            if o.status in OPEN_STATUSES:
-                self.open[o.order_id] = o
-        self.trades: list[BrokerTrade] = [trade_from_row(r) for r in store.load_trades()]
-        self.next_order_id = int(store.meta("next_order_id", "1000001"))
-        self.next_trade_no = int(store.meta("next_trade_no", "1"))
-        self.liquidity = Liquidity()
-        self._last_index: dict[str, tuple[date, int]] = {}
-        # The last trading day whose opening / closing auction has been uncrossed (exchange clock).
-        self._uncrossed = {
-            "open": store.meta("opened_day", ""), "close": store.meta("closed_day", ""),
-        }
-
-    def set_sink(self, sink: Sink) -> None:
-        self._sink = sink
+class SimCounter(PaperLedger):
+    """The counter's operations (place, cancel, poll) over its ledger."""
 
     # ----- helpers
     def _quote(self, code: str) -> Quote:
         return self.market.quote(code, self.clock.now())
 
-    def _today(self) -> date:
-        return self.market.timeline.session_day(self.clock.now())
-
     def _phase(self) -> Phase:
         return self.market.timeline.phase(self.clock.now())
 
-    def _check_account(self, account_id: str) -> None:
-        if account_id not in self.cash:
-            raise BrokerReject(f"account {account_id[-4:]} is not on this counter",
-                               code=ErrorCode.UNKNOWN_ACCOUNT)
-
-    def _frozen_cash(self, account_id: str) -> Decimal:
-        total = Decimal(0)
-        for o in self.open.values():
-            if o.account_id == account_id and o.side is Side.BUY:
-                total += self._frozen_for(o)
-        return total
-
-    def _frozen_for(self, o: SimOrder) -> Decimal:
-        """Cash an open buy holds back: its untraded volume at its limit plus the fees still to come.
-        Cached per order until it trades or changes its limit."""
-        cached = self._frozen_of.get(o.order_id)
-        if cached is not None and cached[0] == o.traded_volume and cached[1] == o.limit:
-            return cached[2]
-        amount = o.limit * o.remaining
-        fee_total = compute_fees(self.fees, board_of(o.code), "buy", o.traded_amount + amount, self._today()).total
-        frozen = amount + max(Decimal(0), fee_total - o.fees_charged)
-        self._frozen_of[o.order_id] = (o.traded_volume, o.limit, frozen)
-        return frozen
-
-    def _frozen_volume(self, account_id: str, code: str) -> int:
-        return sum(
-            o.remaining for o in self.open.values()
-            if o.account_id == account_id and o.code == code and o.side is Side.SELL
-        )
-
-    def _can_use(self, account_id: str, code: str, t_plus: int) -> int:
-        p = self.positions[account_id].get(code)
-        if p is None:
-            return 0
-        locked = p.today_bought if t_plus else 0
-        return max(0, p.volume - locked - self._frozen_volume(account_id, code))
-
-    def _roll_day(self, account_id: str, batch: _Batch) -> None:
+    def _roll_day(self, account_id: str, batch: Batch) -> None:
         """A new trading day: yesterday's buys become sellable and open day orders expire."""
         today = self._today().isoformat()
         if self.day[account_id] >= today:
@@ -190,7 +72,7 @@ class SimCounter:
             if o.account_id == account_id and o.day < today:
                 self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
 
-    def _keep_sessions(self, batch: _Batch) -> None:
+    def _keep_sessions(self, batch: Batch) -> None:
         """Run the call auctions and the day end that the exchange clock has passed since last time."""
         tl = self.market.timeline
         if tl.name != "exchange":
@@ -212,7 +94,7 @@ class SimCounter:
                     self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
             batch.accounts.update(self.cash)
 
-    def _uncross(self, day: date, index: int, batch: _Batch) -> None:
+    def _uncross(self, day: date, index: int, batch: Batch) -> None:
         """A call auction: every open limit order that the auction price satisfies trades at that one
         price, in time order, up to the volume the auction printed. A print at the up limit leaves
         buyers unfilled (sealed: more bids than asks at the limit), and the mirror at the down limit."""
@@ -235,45 +117,17 @@ class SimCounter:
                     room[o.side] -= qty
                     self._fill(o, price, qty, inst, batch)
 
-    def _set_status(self, o: SimOrder, status: int, msg: str, batch: _Batch) -> None:
-        o.status = status
-        o.status_msg = msg
-        if status in OPEN_STATUSES:
-            self.open[o.order_id] = o
-        else:
-            self.open.pop(o.order_id, None)
-            self._frozen_of.pop(o.order_id, None)
-        batch.orders[o.order_id] = o
-        batch.events.append(OrderUpdated(o.to_broker()))
-
-    def _commit(self, batch: _Batch) -> None:
-        accounts = {a: (self.cash[a], self.day[a]) for a in batch.accounts}
-        positions = {
-            (a, c): self.positions[a].get(c, PositionRow.empty()) for a, c in batch.positions
-        }
-        self.store.save(
-            accounts=accounts,
-            positions=positions,
-            orders=[(o.order_id, o.account_id, o.to_row()) for o in batch.orders.values()],
-            trades=[(t.account_id, trade_row(t)) for t in batch.trades],
-            meta={"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no),
-                  "opened_day": self._uncrossed["open"], "closed_day": self._uncrossed["close"]},
-        )
-        self.trades.extend(batch.trades)
-        if self._sink is not None and batch.events:
-            self._sink(tuple(batch.events))
-
     # ----- orders
     def place(self, account_id: str, req: OrderRequest, inst: Instrument, remark: str) -> int:
         with self._lock:
             self._check_account(account_id)
-            batch = _Batch()
+            batch = Batch()
             self._roll_day(account_id, batch)
             self._keep_sessions(batch)
             now = self.clock.now()
             phase = self._phase()
             quote = self._quote(req.code)
-            limit = self._limit_price(req, inst, quote)
+            limit = limit_price(req, inst, quote)
             o = SimOrder(
                 order_id=self.next_order_id, account_id=account_id, code=req.code, name=inst.name,
                 side=req.side, volume=req.volume, price_type=req.price_type,
@@ -283,7 +137,7 @@ class SimCounter:
             )
             self.next_order_id += 1
             # Checked before the order joins the book, so it does not freeze its own cash or shares.
-            refusal = self._session_refusal(o, phase) or self._refusal(o, inst, limit)
+            refusal = session_refusal(o, phase) or self._refusal(o, inst, limit)
             self.orders[o.order_id] = o
             self._set_status(o, UNREPORTED, "", batch)
             if refusal is not None:
@@ -296,35 +150,6 @@ class SimCounter:
                     self._after_market_sweep(o, batch)
             self._commit(batch)
             return o.order_id
-
-    def _limit_price(self, req: OrderRequest, inst: Instrument, quote: Quote) -> Decimal | None:
-        if req.order_type is OrderType.LIMIT:
-            return req.price
-        buy = req.side is Side.BUY
-        mt = req.market_type
-        if mt is MarketType.COUNTERPARTY_BEST:
-            side = quote.asks if buy else quote.bids
-            return side[0].price if side else None
-        if mt is MarketType.OWN_BEST:
-            side = quote.bids if buy else quote.asks
-            return side[0].price if side else None
-        # Best-5 / IOC / FOK: trade through the book, bounded by the protective price (SH/BJ) or the
-        # limit; with neither (a new listing), through whatever the five levels hold.
-        if req.price is not None:
-            return req.price
-        bound = inst.up_limit if buy else inst.down_limit
-        if bound is None:
-            levels = quote.asks if buy else quote.bids
-            return levels[-1].price if levels else None
-        return bound
-
-    @staticmethod
-    def _session_refusal(o: SimOrder, phase: Phase) -> str | None:
-        if phase not in ACCEPTS_ORDERS:
-            return f"非交易时间 {describe(phase)}"
-        if o.price_type != 11 and phase is not Phase.CONTINUOUS:
-            return "集合竞价不接受市价委托 market orders are taken only in the continuous auction"
-        return None
 
     def _refusal(self, o: SimOrder, inst: Instrument, limit: Decimal | None) -> str | None:
         if inst.suspended:
@@ -343,20 +168,18 @@ class SimCounter:
             return "可用股份不足 insufficient sellable shares"
         return None
 
-    def _after_market_sweep(self, o: SimOrder, batch: _Batch) -> None:
-        """What a market order does with volume the book could not fill at once."""
+    def _after_market_sweep(self, o: SimOrder, batch: Batch) -> None:
+        """What a market order does with volume the book could not fill at once (ordertypes)."""
         if o.status not in OPEN_STATUSES or o.price_type == 11 or o.remaining == 0:
             return
-        mt = o.market_type
-        if mt in (MarketType.COUNTERPARTY_BEST.value, MarketType.OWN_BEST.value):
-            return  # rests as a limit order at the price it took
-        if mt == MarketType.BEST5_LIMIT.value and o.traded_volume:
+        rest = after_sweep(o)
+        if rest is Rest.AT_LAST_FILL:
             o.limit = o.last_fill
             batch.orders[o.order_id] = o
-            return  # the rest becomes a limit order at the last fill price
-        self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "remainder canceled", batch)
+        elif rest is Rest.CANCELED:
+            self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "remainder canceled", batch)
 
-    def _match(self, o: SimOrder, quote: Quote, inst: Instrument, batch: _Batch) -> None:
+    def _match(self, o: SimOrder, quote: Quote, inst: Instrument, batch: Batch) -> None:
         buy = o.side is Side.BUY
         levels = quote.asks if buy else quote.bids
         if not levels:
@@ -375,7 +198,7 @@ class SimCounter:
         bound = price_cage(inst.board, buy, base, inst.price_tick, self._today())
         return bound is None or (o.limit <= bound if buy else o.limit >= bound)
 
-    def _fill(self, o: SimOrder, price: Decimal, qty: int, inst: Instrument, batch: _Batch) -> None:
+    def _fill(self, o: SimOrder, price: Decimal, qty: int, inst: Instrument, batch: Batch) -> None:
         on = self._today()
         amount = price * qty
         o.traded_volume += qty
@@ -415,7 +238,7 @@ class SimCounter:
             o = self.orders.get(order_id)
             if o is None or o.account_id != account_id:
                 raise OrderNotFound(f"order {order_id} is not on this account")
-            batch = _Batch()
+            batch = Batch()
             self._keep_sessions(batch)
             phase = self._phase()
             if o.status not in OPEN_STATUSES:
@@ -441,7 +264,7 @@ class SimCounter:
     def poll(self) -> None:
         """Match resting orders against quotes published since the last poll."""
         with self._lock:
-            batch = _Batch()
+            batch = Batch()
             for acc in self.cash:
                 self._roll_day(acc, batch)
             self._keep_sessions(batch)
@@ -461,36 +284,3 @@ class SimCounter:
             self.liquidity.forget_before(located[1])
             if batch.events or batch.accounts:
                 self._commit(batch)
-
-    # ----- queries
-    def asset(self, account_id: str) -> Asset:
-        with self._lock:
-            self._check_account(account_id)
-            frozen = self._frozen_cash(account_id)
-            mv = round_fen(sum((p.market_value for p in self.position_list(account_id)), Decimal(0)))
-            cash = self.cash[account_id]
-            return Asset(cash=cash - frozen, frozen_cash=frozen, market_value=mv, total_asset=cash + mv)
-
-    def position_list(self, account_id: str) -> list[Position]:
-        with self._lock:
-            self._check_account(account_id)
-            out = []
-            now = self.clock.now()
-            for code, p in sorted(self.positions[account_id].items()):
-                if p.volume == 0:
-                    continue
-                inst = self.market.instrument(code, now.date())
-                out.append(Position(
-                    code=code, name=inst.name, volume=p.volume,
-                    can_use_volume=self._can_use(account_id, code, inst.t_plus),
-                    last_price=self.market.quote(code, now).last, fill_cost=p.fill_cost, cost=p.cost,
-                ))
-            return out
-
-    def order_list(self, account_id: str) -> list[BrokerOrder]:
-        with self._lock:
-            return [o.to_broker() for o in self.orders.values() if o.account_id == account_id]
-
-    def trade_list(self, account_id: str) -> list[BrokerTrade]:
-        with self._lock:
-            return [t for t in self.trades if t.account_id == account_id]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,6 +137,8 @@ class SimMarket:
                 self.listings[code] = Listing(code, code, series.ticks[0].last, 0.0, ("回放",))
         self.timeline: Timeline = timeline or ContinuousTimeline()
         self._closes: dict[str, list[int]] = {}
+        # The worker's read lane (a thread) and its event loop may extend one code's closes at once.
+        self._series_lock = threading.Lock()
         self._series_days: dict[str, list[date]] = {}
         self._instruments: dict[tuple[str, date], Instrument] = {}
         # A built day is ~100 KB; a finished day's bar never changes, so it is kept on its own.
@@ -215,6 +218,10 @@ class SimMarket:
         return self.timeline.day_number(day) - self.timeline.day_number(origin) + 1
 
     def _close_at(self, code: str, n: int) -> int:
+        with self._series_lock:
+            return self._close_at_locked(code, n)
+
+    def _close_at_locked(self, code: str, n: int) -> int:
         item = self.listing(code)
         series = self._closes.setdefault(code, [int(item.base_price / LI)])
         if n < 0:

@@ -5,6 +5,7 @@ It is the broker's state, kept apart from the worker's journal the way a real co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ...domain.errors import StateUnwritable
 from ...domain.money import round_fen
 from ...statedir import private_sqlite
 
@@ -24,6 +26,16 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY, account_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trades (seq INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# What the counter loads (today's orders and trades, and orders that may still trade) is found by
+# index, so an old book starts as fast as a new one. A row that is not JSON reads as NULL, not an error.
+_DAY = "(CASE WHEN json_valid(data) THEN json_extract(data, '$.day') END)"
+_STATUS = "(CASE WHEN json_valid(data) THEN json_extract(data, '$.status') END)"
+_TRADE_DAY = "(CASE WHEN json_valid(data) THEN substr(json_extract(data, '$.time'), 1, 10) END)"
+_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS orders_by_day ON orders ({_DAY});
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders ({_STATUS});
+CREATE INDEX IF NOT EXISTS trades_by_day ON trades ({_TRADE_DAY});
 """
 
 
@@ -68,6 +80,7 @@ class SimStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_INDEXES)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(positions)")}
         if "fill_cost" not in columns:
             # A book from before fill costs were kept: NULL reads back as the cost basis (see load).
@@ -84,12 +97,19 @@ class SimStore:
         # A position from before fill costs were kept has only its cost basis, fees included.
         return {c: PositionRow(v, t, Decimal(cost), Decimal(fill or cost)) for c, v, t, cost, fill in rows}
 
-    def load_orders(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT data FROM orders ORDER BY order_id").fetchall()
-        return [json.loads(r[0]) for r in rows]
+    def load_orders(self, since_day: str = "", statuses: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+        """Orders of `since_day` (ISO date) and later, and orders in one of `statuses`, by id. A counter
+        lists today's orders; holding every earlier one in memory made start-up grow with the book."""
+        marks = ",".join("?" * len(statuses)) or "NULL"
+        # Sorted here: told to ORDER BY the key, SQLite would walk the whole table instead of the indexes.
+        sql = f"SELECT order_id, data FROM orders WHERE {_DAY} >= ? OR {_STATUS} IN ({marks})"  # noqa: S608
+        rows = sorted(self._db.execute(sql, (since_day, *sorted(statuses))).fetchall())
+        return [json.loads(data) for _, data in rows]
 
-    def load_trades(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._db.execute("SELECT data FROM trades ORDER BY seq")]
+    def load_trades(self, since_day: str = "") -> list[dict[str, Any]]:
+        """Trades of `since_day` (ISO date) and later, in the order they happened."""
+        sql = f"SELECT seq, data FROM trades WHERE {_TRADE_DAY} >= ?"  # noqa: S608
+        return [json.loads(data) for _, data in sorted(self._db.execute(sql, (since_day,)).fetchall())]
 
     def meta(self, key: str, default: str) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -103,8 +123,29 @@ class SimStore:
         trades: list[tuple[str, dict[str, Any]]] | None = None,
         meta: dict[str, str] | None = None,
     ) -> None:
-        """Write a batch of changes in one transaction."""
-        with self._lock, self._db:
+        """Write a batch of changes in one transaction, or none of them: StateUnwritable when the book
+        cannot be written (disk full, read-only, I/O error), after rolling the transaction back."""
+        with self._lock:
+            try:
+                self._save(accounts, positions, orders, trades, meta)
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.rollback()   # SQLite may leave a failed COMMIT's transaction open
+                raise StateUnwritable(f"the paper counter cannot write its book: {exc}", state_changed="no",
+                                      hint="The simulator's book (sim.sqlite) cannot be written (disk full or "
+                                           "read-only state dir): nothing was done. Tell the operator; "
+                                           "retry once the state dir is writable.",
+                                      details={"sqlite": getattr(exc, "sqlite_errorname", "")}) from exc
+
+    def _save(
+        self,
+        accounts: dict[str, tuple[Decimal, str]] | None,
+        positions: dict[tuple[str, str], PositionRow] | None,
+        orders: list[tuple[int, str, dict[str, Any]]] | None,
+        trades: list[tuple[str, dict[str, Any]]] | None,
+        meta: dict[str, str] | None,
+    ) -> None:
+        with self._db:
             for acc, (cash, day) in (accounts or {}).items():
                 self._db.execute("INSERT OR REPLACE INTO accounts VALUES (?,?,?)", (acc, str(cash), day))
             for (acc, code), p in (positions or {}).items():

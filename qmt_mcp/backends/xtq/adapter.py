@@ -451,7 +451,7 @@ class _Callback:
         self.broker.push(AssetChanged(str(asset.account_id)))
 
     def on_order_error(self, e: Any) -> None:
-        self.broker.push(OrderFailed(str(e.account_id), int(e.order_id), str(e.order_remark or ""),
+        self.broker.push(OrderFailed(str(e.account_id), int(e.order_id), translate.remark(e.order_remark),
                                      int(e.error_id or -1), translate.clean(e.error_msg)))
 
     def on_cancel_error(self, e: Any) -> None:

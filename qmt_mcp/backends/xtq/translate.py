@@ -1,7 +1,9 @@
 """xtquant's values translated to the broker port's, at this boundary only.
 
 xtquant reports prices as floats (rounded here to the 0.001 yuan the exchanges quote in), times as
-epoch seconds, sides as order types 23/24 and statuses as the 48–57/255 codes.
+epoch seconds, sides as order types 23/24 and statuses as the 48–57/255 codes. Every string from
+the broker (names, messages, remarks, codes, trade ids) is cleaned here (domain/text.py): it is data,
+and may have been typed by anyone.
 
 Two figures need more care than a price:
 - A position's cost. XtPosition has per-share prices only: `open_price` (开仓价, the average fill
@@ -52,22 +54,22 @@ def when(epoch: Any) -> datetime:
 def order(o: Any) -> BrokerOrder:
     traded = int(o.traded_volume or 0)
     return BrokerOrder(
-        account_id=str(o.account_id), order_id=int(o.order_id), code=str(o.stock_code),
+        account_id=str(o.account_id), order_id=int(o.order_id), code=code(o.stock_code),
         name=clean_text(str(getattr(o, "instrument_name", "") or "")),
         side=Side.BUY if int(o.order_type) == STOCK_BUY else Side.SELL, volume=int(o.order_volume),
         price_type=int(o.price_type), price=money(o.price), traded_volume=traded,
         traded_amount=fen(float(o.traded_price or 0) * traded), status=from_xt(int(o.order_status)),
-        status_msg=clean_text(str(o.status_msg or "")), remark=str(o.order_remark or ""), time=when(o.order_time),
+        status_msg=clean_text(str(o.status_msg or "")), remark=remark(o.order_remark), time=when(o.order_time),
     )
 
 
 def trade(t: Any) -> BrokerTrade:
     side = Side.BUY if int(t.order_type) == STOCK_BUY else Side.SELL
-    code, amount, at = str(t.stock_code), fen(t.traded_amount), when(t.traded_time)
-    fees = split_fees(fen(getattr(t, "commission", 0)), board_of(code), side.value, amount, at.date())
+    stock, amount, at = code(t.stock_code), fen(t.traded_amount), when(t.traded_time)
+    fees = split_fees(fen(getattr(t, "commission", 0)), board_of(stock), side.value, amount, at.date())
     return BrokerTrade(
-        account_id=str(t.account_id), trade_id=str(t.traded_id), order_id=int(t.order_id),
-        remark=str(t.order_remark or ""), code=code, side=side, price=money(t.traded_price),
+        account_id=str(t.account_id), trade_id=clean_text(str(t.traded_id or ""), 64), order_id=int(t.order_id),
+        remark=remark(t.order_remark), code=stock, side=side, price=money(t.traded_price),
         volume=int(t.traded_volume), amount=amount, commission=fees.commission, stamp_duty=fees.stamp_duty,
         transfer_fee=fees.transfer_fee, time=at, fee_detail="derived",
     )
@@ -83,10 +85,20 @@ def position(p: Any) -> Position:
     cost_price = average(p.avg_price)
     # Some counters leave 开仓价 empty; the cost price is then the best fill average there is.
     fill_price = average(getattr(p, "open_price", 0)) or cost_price
-    return Position(code=str(p.stock_code), name=clean_text(str(getattr(p, "instrument_name", "") or "")),
+    return Position(code=code(p.stock_code), name=clean_text(str(getattr(p, "instrument_name", "") or "")),
                     volume=volume, can_use_volume=int(p.can_use_volume), last_price=money(getattr(p, "last_price", 0)),
                     fill_cost=round_fen(fill_price * volume), cost=round_fen(cost_price * volume))
 
 
 def clean(text: Any) -> str:
     return clean_text(str(text or ""))
+
+
+def remark(text: Any) -> str:
+    """The order remark, cleaned like all broker text; it is an id only where it is a well-formed one
+    (the worker decides), so nothing else of it matters (QMT keeps 24 bytes)."""
+    return clean_text(str(text or ""), 64)
+
+
+def code(text: Any) -> str:
+    return clean_text(str(text or ""), 16)
