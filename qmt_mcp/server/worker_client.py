@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
+from ..calls import STATE_CHANGING
 from ..domain.errors import ErrorCode, QmtError, StateChanged, SubmitIndeterminate
 from .wire import WireConnectError, WireError, WirePool
 
 log = logging.getLogger("qmt_mcp.server")
-STATE_CHANGING = {"place_order", "cancel_order", "reset_risk"}
 
 
 class WorkerGone(QmtError):

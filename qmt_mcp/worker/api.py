@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..calls import STATE_CHANGING, checked_args
 from ..domain.errors import ErrorCode, QmtError
 from . import crashpoints
 
@@ -31,7 +32,7 @@ def error_body(exc: QmtError) -> dict[str, Any]:
     return {"ok": False, "error": exc.to_dict()}
 
 
-AUDITED = {"place_order", "cancel_order", "reset_risk"}
+AUDITED = STATE_CHANGING  # every call that changes broker or risk state, and its outcome
 SECRET_ARGS = {"confirm_token", "person_proof"}  # bearer proofs: the audit records that they came, not them
 
 
@@ -91,7 +92,8 @@ def build_app(
             return JSONResponse(error_body(exc), status_code=400)
         status = 200
         try:
-            body_out: dict[str, Any] = {"ok": True, **await handler(args)}
+            # Checked against the call's model in the catalogue before any handler sees it.
+            body_out: dict[str, Any] = {"ok": True, **await handler(checked_args(name, args))}
         except QmtError as exc:
             log.info("call %s refused: %s %s", name, exc.code.value, exc.message)
             body_out = error_body(exc)
