@@ -38,9 +38,10 @@ from typing import Any
 import anyio
 
 from qmt_mcp.backends.port import BrokerTrade
-from qmt_mcp.backends.sim.paper import CANCELED, SUCCEEDED, SimOrder, trade_row
+from qmt_mcp.backends.sim.paper import SimOrder, trade_row
 from qmt_mcp.backends.sim.store import SimStore
 from qmt_mcp.domain.errors import QmtError
+from qmt_mcp.domain.events import OrderStatusEvent, TradeEvent
 from qmt_mcp.domain.orders import OrderRecord, OrderType, Side
 from qmt_mcp.domain.status import OrderStatus
 from qmt_mcp.domain.timeutil import CN_TZ, iso, iso_ms
@@ -99,19 +100,22 @@ def seed(home: Path, orders: int, days: int, today_orders: int, rng: random.Rand
                     status_msg="" if filled else "canceled", fingerprint={"code": code},
                 )
                 journal.put_order(rec)
-                journal.append_event(ACCOUNT, iso(at), "order_status", oid, cid,
-                                     {"status": rec.status.value, "volume": 100})
+                journal.append(OrderStatusEvent.of(rec), at)
                 so = SimOrder(order_id=oid, account_id=ACCOUNT_ID, code=code, name=code, side=Side.BUY, volume=100,
-                              price_type=11, market_type=None, price=price, limit=price, remark=cid, time=iso(at),
-                              day=at.date().isoformat(), status=SUCCEEDED if filled else CANCELED,
+                              order_type=OrderType.LIMIT, market_type=None, price=price, limit=price, remark=cid,
+                              time=iso(at), day=at.date().isoformat(), status=rec.status,
                               traded_volume=rec.traded_volume, traded_amount=rec.traded_amount)
                 sim_orders.append((oid, ACCOUNT_ID, so.to_row()))
                 if filled:
-                    journal.append_event(ACCOUNT, iso(at), "trade", oid, cid, {"volume": 100, "price": float(price)})
                     trade = BrokerTrade(account_id=ACCOUNT_ID, trade_id=f"T{i + 1:08d}", order_id=oid, remark=cid,
                                         code=code, side=Side.BUY, price=price, volume=100, amount=price * 100,
                                         commission=Decimal(5), stamp_duty=Decimal(0), transfer_fee=Decimal("0.01"),
                                         time=at)
+                    journal.append(TradeEvent(
+                        account=ACCOUNT, order_id=oid, client_order_id=cid, code=code, side=Side.BUY,
+                        trade_id=trade.trade_id, price=price, volume=100, amount=trade.amount,
+                        commission=trade.commission, stamp_duty=trade.stamp_duty, transfer_fee=trade.transfer_fee,
+                        fees=trade.fees, fee_detail=trade.fee_detail), at)
                     sim_trades.append((ACCOUNT_ID, trade_row(trade)))
                 audit.add({"time": iso(at), "call": "place_order", "args": {"client_order_id": cid},
                            "outcome": {"ok": True, "order": rec.to_wire()}})

@@ -324,14 +324,14 @@ def invalid_arguments(exc: ValidationError) -> InvalidArgument:
     return InvalidArgument(f"invalid arguments: {msgs}", details={"arguments": names})
 
 
-def checked_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
-    """`args` of the call `name` checked against its model: the arguments that were given, with their
-    values as the model reads them (a code typed as a number becomes its six digits). Raises
-    InvalidArgument naming what is wrong; a call without a model is passed through."""
+def checked_args(name: str, args: dict[str, Any]) -> Args | dict[str, Any]:
+    """`args` of the call `name` as an instance of its model: values as the model reads them (a code
+    typed as a number becomes its six digits), the model's defaults for what was not given. Raises
+    InvalidArgument naming what is wrong; a call without a model gets `args` as they came."""
     call = CATALOGUE.get(name)
     if call is None or call.args is None:
         return args
     try:
-        return call.args.model_validate(args).model_dump(exclude_unset=True)
+        return call.args.model_validate(args)
     except ValidationError as exc:
         raise invalid_arguments(exc) from None

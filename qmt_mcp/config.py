@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .domain.codes import normalize_code
 from .domain.errors import InvalidArgument
@@ -138,14 +138,32 @@ class Config(_Strict):
     accounts: dict[str, AccountConfig] = Field(default_factory=_default_accounts)
     risk: RiskConfig = RiskConfig()
     sim: SimConfig = SimConfig()
+    _limits: dict[str, RiskLimits] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """The checks across sections, once the sections are valid; then each account's risk limits
+        ([risk] with its overrides), validated once here into the shape orders read. Raises
+        ConfigError naming the key."""
+        if not self.accounts:
+            raise ConfigError("invalid configuration: at least one [accounts.NAME] is needed")
+        seen: dict[tuple[str, str], str] = {}
+        for name, acct in self.accounts.items():
+            key = (acct.account_id, acct.account_type)
+            if key in seen:
+                # Two names for one account: the broker's pushes land under one of them, and orders
+                # through a paper name would skip the confirm (and the person) a live name asks for.
+                raise ConfigError(f"invalid configuration: accounts '{seen[key]}' and '{name}' are the same "
+                                  f"{acct.account_type} account ({mask_account_id(acct.account_id)}); keep one name")
+            seen[key] = name
+            merged = {**self.risk.model_dump(), **(acct.risk or {})}
+            try:
+                self._limits[name] = RiskConfig.model_validate(merged).limits()
+            except ValidationError as exc:
+                raise ConfigError(_describe(exc, prefix=f"accounts.{name}.risk")) from exc
 
     def risk_for(self, account: str) -> RiskLimits:
-        overrides = self.accounts[account].risk or {}
-        merged = {**self.risk.model_dump(), **overrides}
-        try:
-            return RiskConfig.model_validate(merged).limits()
-        except ValidationError as exc:
-            raise ConfigError(_describe(exc, prefix=f"accounts.{account}.risk")) from exc
+        """The limits of a configured account (KeyError for another name)."""
+        return self._limits[account]
 
 
 class ConfigError(Exception):
@@ -193,19 +211,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
-    if not cfg.accounts:
-        raise ConfigError("invalid configuration: at least one [accounts.NAME] is needed")
-    seen: dict[tuple[str, str], str] = {}
-    for name, acct in cfg.accounts.items():
-        key = (acct.account_id, acct.account_type)
-        if key in seen:
-            # Two names for one account: the broker's pushes land under one of them, and orders
-            # through a paper name would skip the confirm (and the person) a live name asks for.
-            raise ConfigError(f"invalid configuration: accounts '{seen[key]}' and '{name}' are the same "
-                              f"{acct.account_type} account ({mask_account_id(acct.account_id)}); keep one name")
-        seen[key] = name
-        cfg.risk_for(name)  # validate overrides now, not at the first order
-    return cfg
+    return cfg   # (the checks across sections, and the risk limits, ran in Config.model_post_init)
 
 
 def mask_account_id(account_id: str) -> str:

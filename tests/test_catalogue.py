@@ -4,6 +4,8 @@ drift from its call's model, fails here."""
 
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,15 @@ def _untitled(node: Any) -> Any:
 def test_every_call_has_a_worker_handler_and_every_handler_a_call(clock: ManualClock) -> None:
     worker = make_worker(Config(), None, clock)
     assert set(worker.handlers()) == set(CATALOGUE)
+
+
+def test_every_handler_takes_its_calls_model(clock: ManualClock) -> None:
+    """The worker hands each handler the checked instance of its call's model; a call without one
+    (the worker's own plumbing) gets the request's JSON object."""
+    for name, handler in make_worker(Config(), None, clock).handlers().items():
+        (param,) = inspect.signature(handler).parameters
+        model = CATALOGUE[name].args
+        assert typing.get_type_hints(handler)[param] == (dict[str, Any] if model is None else model), name
 
 
 def test_every_tool_function_is_a_catalogue_tool_and_named_for_it() -> None:

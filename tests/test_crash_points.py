@@ -28,7 +28,6 @@ import pytest
 from conftest import SUMMARY
 
 from qmt_mcp.domain.errors import QmtError
-from qmt_mcp.domain.status import from_xt
 from qmt_mcp.server.worker_client import WorkerClient
 from qmt_mcp.worker.crashpoints import SITES
 
@@ -124,7 +123,7 @@ def check(home: Path, records: list[dict[str, Any]], acked: dict[str, int]) -> d
     imported = [r["client_order_id"] for r in records if r["client_order_id"].startswith("ext-")]
     mismatched = [o["remark"] for o in book if o["remark"] in by_cid
                   and (by_cid[o["remark"]]["order_id"] != o["order_id"]
-                       or by_cid[o["remark"]]["status"] != from_xt(o["status"]).value)]
+                       or by_cid[o["remark"]]["status"] != o["status"])]
     unresolved = [r["client_order_id"] for r in records if r["status"] in UNRESOLVED]
     assert duplicates == 0, remarks
     assert not lost_acked and not lost_records and not imported, (lost_acked, lost_records, imported)

@@ -11,7 +11,7 @@ from qmt_mcp.domain.codes import Board, board_of, normalize_code
 from qmt_mcp.domain.errors import ErrorCode, InternalError, InvalidArgument, OrderRefused, QmtError, class_of
 from qmt_mcp.domain.fees import FeeSchedule, compute_fees
 from qmt_mcp.domain.instruments import LOT_RULES, daily_limits, limit_ratio
-from qmt_mcp.domain.status import STATUS_XT, XT_STATUS, IllegalTransition, OrderStatus, advance, from_xt
+from qmt_mcp.domain.status import IllegalTransition, OrderStatus, advance
 
 
 @pytest.mark.parametrize(
@@ -73,13 +73,6 @@ def test_fees_to_the_fen_with_minimum_commission_and_sell_side_stamp_duty() -> N
     assert old.stamp_duty == Decimal("100.00")
     etf = compute_fees(sched, Board.FUND, "sell", Decimal("100000.00"), date(2026, 11, 20))
     assert (etf.stamp_duty, etf.transfer_fee) == (Decimal(0), Decimal(0))
-
-
-def test_status_table_maps_every_xtquant_code_both_ways() -> None:
-    assert set(XT_STATUS) == {48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 255}
-    for code, status in XT_STATUS.items():
-        assert STATUS_XT[status] == code
-    assert from_xt(99) is OrderStatus.UNKNOWN
 
 
 def test_impossible_transition_is_refused_and_a_repeat_is_a_no_op() -> None:

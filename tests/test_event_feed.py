@@ -8,11 +8,12 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import TOKEN, make_worker, serve_worker
+from conftest import START, TOKEN, make_worker, serve_worker
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.events import RiskEvent
 from qmt_mcp.server.events import EventFeed, LegacySubscriptions
 from qmt_mcp.server.supervisor import socket_path
 from qmt_mcp.server.worker_client import Endpoint, WorkerClient
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 def _append(worker: Any, n: int) -> None:
     for i in range(n):
-        worker.journal.append_event("sim", "t", "risk", None, None, {"message": str(i)})
+        worker.journal.append(RiskEvent(account="sim", rule="RESET", message=str(i)), START)
         worker.service.notify()
 
 

@@ -21,11 +21,12 @@ import pytest
 from conftest import START, make_worker, serve_worker
 
 from qmt_mcp.backends.port import BrokerTrade
-from qmt_mcp.backends.sim.paper import CANCELED, SUCCEEDED, SimOrder, trade_row
+from qmt_mcp.backends.sim.paper import SimOrder, trade_row
 from qmt_mcp.backends.sim.store import SimStore
 from qmt_mcp.bootstrap import Worker
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.events import OrderStatusEvent, TradeEvent
 from qmt_mcp.domain.orders import OrderRecord, OrderType, Side
 from qmt_mcp.domain.status import OrderStatus
 from qmt_mcp.domain.timeutil import iso, iso_ms
@@ -55,14 +56,18 @@ def seed_history(home: Path, orders: int, days: int = 20) -> None:
                 order_id=oid, traded_volume=100 if filled else 0, traded_amount=price * 100 if filled else Decimal(0),
             )
             journal.put_order(rec)
-            journal.append_event("sim", iso(at), "order_status", oid, cid, {"status": rec.status.value})
+            journal.append(OrderStatusEvent.of(rec), at)
             order = SimOrder(order_id=oid, account_id=ACCOUNT_ID, code="600000.SH", name="浦发银行", side=Side.BUY,
-                             volume=100, price_type=11, market_type=None, price=price, limit=price, remark=cid,
-                             time=iso(at), day=at.date().isoformat(), status=SUCCEEDED if filled else CANCELED,
+                             volume=100, order_type=OrderType.LIMIT, market_type=None, price=price, limit=price,
+                             remark=cid, time=iso(at), day=at.date().isoformat(), status=rec.status,
                              traded_volume=rec.traded_volume, traded_amount=rec.traded_amount)
             sim_orders.append((oid, ACCOUNT_ID, order.to_row()))
             if filled:
-                journal.append_event("sim", iso(at), "trade", oid, cid, {"volume": 100})
+                journal.append(TradeEvent(
+                    account="sim", order_id=oid, client_order_id=cid, code="600000.SH", side=Side.BUY,
+                    trade_id=f"T{i:08d}", price=price, volume=100, amount=price * 100, commission=Decimal(5),
+                    stamp_duty=Decimal(0), transfer_fee=Decimal("0.01"), fees=Decimal("5.01"),
+                    fee_detail="itemized"), at)
                 sim_trades.append((ACCOUNT_ID, trade_row(BrokerTrade(
                     account_id=ACCOUNT_ID, trade_id=f"T{i:08d}", order_id=oid, remark=cid, code="600000.SH",
                     side=Side.BUY, price=price, volume=100, amount=price * 100, commission=Decimal(5),

@@ -17,6 +17,7 @@ from mcp.types import ResourceUpdatedNotification
 
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.events import RiskEvent
 from qmt_mcp.server.supervisor import socket_path
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +44,7 @@ async def test_worker_stream_says_hello_resumes_after_last_event_id_and_beats_wh
 ) -> None:
     worker = make_worker(parse_config({"worker": {"heartbeat_s": 0.05}}), tmp_path / "h", clock)
     for i in range(3):
-        worker.journal.append_event("sim", "t", "risk", None, None, {"message": str(i)})
+        worker.journal.append(RiskEvent(account="sim", rule="RESET", message=str(i)), clock.now())
     async with serve_worker(worker, socket_path(tmp_path / "s")) as wc:
         with anyio.fail_after(10):
             frames = await _frames(wc, 1, 4)

@@ -19,6 +19,7 @@ from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import Config
 from qmt_mcp.domain.fees import FeeSchedule
 from qmt_mcp.domain.orders import MarketType, OrderRequest, OrderType, Side
+from qmt_mcp.domain.status import OrderStatus
 
 pytestmark = pytest.mark.anyio
 rule = pytest.mark.rule
@@ -109,4 +110,4 @@ def test_the_counter_ignores_a_price_sent_with_a_market_type_that_takes_none() -
                        MarketType.IOC)
     o = broker.counter.orders[broker.counter.place("A", req, inst, "by-hand")]
     assert o.limit == inst.up_limit
-    assert o.traded_volume == q.asks[0].volume and o.status == 56
+    assert o.traded_volume == q.asks[0].volume and o.status is OrderStatus.SUCCEEDED

@@ -9,6 +9,7 @@ from conftest import make_worker, open_session
 
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import Config
+from qmt_mcp.domain.events import RiskEvent
 
 pytestmark = pytest.mark.anyio
 
@@ -49,13 +50,13 @@ async def test_paper_account_orders_and_events_survive_a_restart(clock: ManualCl
 async def test_event_seq_is_never_reused_after_restart(clock: ManualClock, tmp_path: Path) -> None:
     home = tmp_path / "home"
     worker = make_worker(Config(), home, clock)
-    worker.journal.append_event("sim", "t", "risk", None, None, {"message": "a"})
-    last = worker.journal.append_event("sim", "t", "risk", None, None, {"message": "b"})["seq"]
+    worker.journal.append(RiskEvent(account="sim", rule="RESET", message="a"), clock.now())
+    last = worker.journal.append(RiskEvent(account="sim", rule="RESET", message="b"), clock.now())["seq"]
     # Deleting rows must not let a number come back (AUTOINCREMENT).
     worker.journal._db.execute("DELETE FROM events")
     worker.journal._db.commit()
     await worker.close()
     worker = make_worker(Config(), home, clock)
-    nxt = worker.journal.append_event("sim", "t", "risk", None, None, {"message": "c"})["seq"]
+    nxt = worker.journal.append(RiskEvent(account="sim", rule="RESET", message="c"), clock.now())["seq"]
     assert nxt == last + 1
     await worker.close()

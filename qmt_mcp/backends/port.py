@@ -1,9 +1,10 @@
 """The broker port: what the worker needs from a broker, in domain types only.
 
 Implementations translate their vendor's types, return codes and exceptions at this boundary:
-`sim` (the embedded simulator) and, later, `xtquant`. Pushes reach the worker through the sink
-given to `set_sink`, in the broker's order: order status, trade, position, asset. The pushes of one
-state change arrive together, so the worker can journal them in one transaction (one fsync).
+`sim` (the embedded simulator) and `xtquant`. Pushes reach the worker through the sink given to
+`set_sink`, in the broker's order: order status, trade, position, asset, and the connection's own
+news (an account's status at the counter, the connection dropping). The pushes of one state change
+arrive together, so the worker can journal them in one transaction (one fsync).
 """
 
 from __future__ import annotations
@@ -12,29 +13,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from ..domain.events import AccountStatus
+from ..domain.events import FeeDetail as FeeDetail  # re-exported: the simulator and adapters name it here
+from ..domain.fees import FeeSchedule
 from ..domain.instruments import Instrument
 from ..domain.market import Bar, Quote
 from ..domain.money import money_float
-from ..domain.orders import EXTERNAL_PREFIX, OrderRequest, Side, client_id_of_remark
+from ..domain.orders import EXTERNAL_PREFIX, MarketType, OrderRequest, OrderType, Side, client_id_of_remark
 from ..domain.sessions import Phase
 from ..domain.status import OrderStatus
 from ..domain.timeutil import iso
 
 LI = Decimal("0.001")  # per-share prices are shown to the li, as the exchanges quote them
-FeeDetail = Literal["itemized", "derived"]
 
 
 @dataclass(frozen=True)
 class BrokerOrder:
+    """An order as the broker lists or pushes it. `price_type` is the broker's own xtquant price type
+    when it reported one (the xtquant adapter: the contract shows it as is, even a type we have no
+    name for); None from the simulator, whose orders are always `order_type`/`market_type` of ours."""
+
     account_id: str
     order_id: int
     code: str
     name: str
     side: Side
     volume: int
-    price_type: int
+    order_type: OrderType
+    market_type: MarketType | None
     price: Decimal
     traded_volume: int
     traded_amount: Decimal
@@ -42,6 +50,7 @@ class BrokerOrder:
     status_msg: str
     remark: str
     time: datetime
+    price_type: int | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +195,26 @@ class CancelFailed:
     message: str
 
 
-BrokerEvent = OrderUpdated | TradeFilled | PositionChanged | AssetChanged | OrderFailed | CancelFailed
+@dataclass(frozen=True)
+class AccountStatusChanged:
+    """The counter reports an account's state (xtquant's on_account_status), mapped to a word."""
+
+    account_id: str
+    status: AccountStatus
+
+
+@dataclass(frozen=True)
+class TraderDisconnected:
+    """The connection to the broker dropped (xtquant's on_disconnected), for every account it
+    carried, at `time` (when it was reported); `reason` says why, as far as the backend knows."""
+
+    account_ids: tuple[str, ...]
+    time: datetime
+    reason: str
+
+
+BrokerEvent = (OrderUpdated | TradeFilled | PositionChanged | AssetChanged | OrderFailed | CancelFailed
+               | AccountStatusChanged | TraderDisconnected)
 Sink = Callable[[Sequence[BrokerEvent]], None]  # one state change's pushes, in order
 
 
@@ -231,3 +259,9 @@ class BrokerPort(Protocol):
     async def orders(self, account_id: str) -> list[BrokerOrder]: ...
     async def trades(self, account_id: str) -> list[BrokerTrade]: ...
     def health(self) -> dict[str, Any]: ...
+
+    @property
+    def fees(self) -> FeeSchedule:
+        """The commission schedule this broker charges, which previews cost orders with: the
+        simulator's own; for xtquant the configured one, since miniQMT reports no schedule."""
+        ...

@@ -34,23 +34,16 @@ class MarketType(StrEnum):
     FOK = "fok"
 
 
-# xtconstant price types.
-FIX_PRICE = 11
-MARKET_PRICE_TYPES: dict[tuple[Exchange, MarketType], int] = {
-    (Exchange.SH, MarketType.BEST5_CANCEL): 42,
-    (Exchange.BJ, MarketType.BEST5_CANCEL): 42,
-    (Exchange.SH, MarketType.BEST5_LIMIT): 43,
-    (Exchange.BJ, MarketType.BEST5_LIMIT): 43,
-    (Exchange.SH, MarketType.COUNTERPARTY_BEST): 44,
-    (Exchange.SZ, MarketType.COUNTERPARTY_BEST): 44,
-    (Exchange.BJ, MarketType.COUNTERPARTY_BEST): 44,
-    (Exchange.SH, MarketType.OWN_BEST): 45,
-    (Exchange.SZ, MarketType.OWN_BEST): 45,
-    (Exchange.BJ, MarketType.OWN_BEST): 45,
-    (Exchange.SZ, MarketType.IOC): 46,
-    (Exchange.SZ, MarketType.BEST5_CANCEL): 47,
-    (Exchange.SZ, MarketType.FOK): 48,
-}
+# The market order types each exchange has (SSE/SZSE/BSE rules). xtquant's number for each pair is
+# backends/xtq/constants.py's: the domain names order types, a vendor numbers them.
+MARKET_TYPES: frozenset[tuple[Exchange, MarketType]] = frozenset({
+    (Exchange.SH, MarketType.BEST5_CANCEL), (Exchange.BJ, MarketType.BEST5_CANCEL),
+    (Exchange.SH, MarketType.BEST5_LIMIT), (Exchange.BJ, MarketType.BEST5_LIMIT),
+    (Exchange.SH, MarketType.COUNTERPARTY_BEST), (Exchange.SZ, MarketType.COUNTERPARTY_BEST),
+    (Exchange.BJ, MarketType.COUNTERPARTY_BEST),
+    (Exchange.SH, MarketType.OWN_BEST), (Exchange.SZ, MarketType.OWN_BEST), (Exchange.BJ, MarketType.OWN_BEST),
+    (Exchange.SZ, MarketType.IOC), (Exchange.SZ, MarketType.BEST5_CANCEL), (Exchange.SZ, MarketType.FOK),
+})
 
 # The market types that carry a protective price (the worst price they may trade at; without one the
 # counter uses the daily limit). Own-best and counterparty-best are priced from the book alone on
@@ -103,13 +96,6 @@ class OrderRequest:
     price: Decimal | None
     market_type: MarketType | None
 
-    @property
-    def price_type(self) -> int:
-        if self.order_type is OrderType.LIMIT:
-            return FIX_PRICE
-        market_type = self.market_type or MarketType.BEST5_CANCEL
-        return MARKET_PRICE_TYPES[(exchange_of(self.code), market_type)]
-
     def fingerprint(self) -> dict[str, str]:
         """The fields an idempotency key and a confirm token are bound to."""
         return {
@@ -124,27 +110,43 @@ class OrderRequest:
 
 
 def parse_order_request(args: dict[str, Any]) -> OrderRequest:
-    """Normalize raw order arguments; InvalidArgument / ORDER_TYPE_UNSUPPORTED on bad input."""
-    account = args.get("account")
-    if not isinstance(account, str) or not account.strip():
-        raise InvalidArgument("account is required", details={"argument": "account"})
-    code = normalize_code(args.get("code"))
+    """An order from raw arguments, as typed by hand (scripts, tests): each one is parsed into its
+    type here, then `order_request` applies the order's rules. The worker's arguments arrive checked
+    by the catalogue's model (qmt_mcp/calls.py) and go to `order_request` directly.
+    Raises InvalidArgument, or OrderRefused with ORDER_TYPE_UNSUPPORTED."""
     side = _enum(Side, args.get("side"), "side")
     volume = args.get("volume")
     if isinstance(volume, float) and volume.is_integer():
         volume = int(volume)
     if not isinstance(volume, int) or isinstance(volume, bool):
         raise InvalidArgument("volume must be a whole number of shares", details={"argument": "volume"})
-    if volume <= 0 or volume > MAX_VOLUME:
-        raise InvalidArgument(
-            f"volume must be between 1 and {MAX_VOLUME} shares", details={"argument": "volume"}
-        )
     order_type = _enum(OrderType, args.get("order_type") or "limit", "order_type")
     raw_price = args.get("price")
     price = None if raw_price is None else to_decimal(raw_price, "price")
     if price is not None and price <= 0:
         raise InvalidArgument("price must be positive (yuan per share)", details={"argument": "price"})
-    market_type: MarketType | None = None
+    raw_type = args.get("market_type")
+    market_type = None if raw_type is None else _enum(MarketType, raw_type or "best5_cancel", "market_type")
+    return order_request(args.get("account"), args.get("code"), side, volume, order_type, price, market_type)
+
+
+def order_request(
+    account: object, code: object, side: Side, volume: int, order_type: OrderType, price: Decimal | None,
+    market_type: MarketType | None,
+) -> OrderRequest:
+    """The normalized order from typed fields (`price` yuan per share, `volume` shares), with the
+    rules no argument type can state: the account named, the code in one of its forms, at most
+    MAX_VOLUME shares, and what each order type and exchange take (a limit order's price, a market
+    order's type and protective price). Raises InvalidArgument, or OrderRefused with
+    ORDER_TYPE_UNSUPPORTED."""
+    if not isinstance(account, str) or not account.strip():
+        raise InvalidArgument("account is required", details={"argument": "account"})
+    canon = normalize_code(code)
+    if volume <= 0 or volume > MAX_VOLUME:
+        # The domain's own bound (an order's size at the counter), which no argument model repeats.
+        raise InvalidArgument(
+            f"volume must be between 1 and {MAX_VOLUME} shares", details={"argument": "volume"}
+        )
     if order_type is OrderType.LIMIT:
         if price is None:
             raise InvalidArgument(
@@ -152,14 +154,14 @@ def parse_order_request(args: dict[str, Any]) -> OrderRequest:
                 hint="Give price, or use order_type='market'.",
                 details={"argument": "price"},
             )
-        if args.get("market_type") is not None:
+        if market_type is not None:
             raise InvalidArgument(
                 "market_type applies to market orders only", details={"argument": "market_type"}
             )
     else:
-        market_type = _enum(MarketType, args.get("market_type") or "best5_cancel", "market_type")
-        exchange = exchange_of(code)
-        if (exchange, market_type) not in MARKET_PRICE_TYPES:
+        market_type = market_type or MarketType.BEST5_CANCEL
+        exchange = exchange_of(canon)
+        if (exchange, market_type) not in MARKET_TYPES:
             raise OrderRefused(
                 f"{market_type.value} market orders are not available on {exchange.value}",
                 code=ErrorCode.ORDER_TYPE_UNSUPPORTED,
@@ -175,7 +177,7 @@ def parse_order_request(args: dict[str, Any]) -> OrderRequest:
                      "best5_limit with a protective price, or a limit order.",
                 details={"argument": "price", "market_type": market_type.value},
             )
-    return OrderRequest(account.strip(), code, side, volume, order_type, price, market_type)
+    return OrderRequest(account.strip(), canon, side, volume, order_type, price, market_type)
 
 
 def check_client_order_id(raw: object) -> str | None:
@@ -192,7 +194,11 @@ def check_client_order_id(raw: object) -> str | None:
 
 def check_new_client_order_id(raw: object) -> str | None:
     """A client_order_id an agent may give a new order: well-formed and not of the reserved `ext-` form."""
-    cid = check_client_order_id(raw)
+    return check_not_reserved(check_client_order_id(raw))
+
+
+def check_not_reserved(cid: str | None) -> str | None:
+    """`cid` (well-formed already) unless it is of the reserved `ext-` form: InvalidArgument then."""
     if cid is not None and is_reserved_id(cid):
         raise InvalidArgument(
             f"client_order_id may not start with {EXTERNAL_PREFIX!r}: that form names orders typed by hand",
@@ -222,6 +228,9 @@ class OrderRecord:
     side: Side
     order_type: OrderType
     market_type: MarketType | None
+    # The contract's `price_type`, xtquant's number for the order (CONTRACT.md), kept in the record so
+    # the journal and the wire show what was sent or, for an order typed by hand, what the broker
+    # reported (a type we have no name for). Set from backends/xtq/constants.py; never read here.
     price_type: int
     price: Decimal
     volume: int

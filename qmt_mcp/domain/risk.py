@@ -8,7 +8,9 @@ never traps an account in a position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
@@ -54,6 +56,25 @@ class RiskUsage:
     # code -> yuan that open buy orders may still add (price x untraded volume): a position grows by
     # what rests as well as by what filled, or a string of resting buys walks past MAX_POSITION_PCT.
     pending_buys: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RiskState:
+    """An account's recorded risk state: the day's baseline total asset (yuan; None until captured)
+    and the daily-loss breaker, which stays tripped until a reset lifts it, whatever the day.
+    Times are ISO-8601 text, as they are recorded and answered."""
+
+    day: date
+    baseline: Decimal | None = None
+    tripped: bool = False
+    reason: str = ""
+    tripped_at: str | None = None
+    reset_at: str | None = None
+    reset_note: str | None = None
+
+    def on(self, today: date) -> RiskState:
+        """The state as `today` sees it: a new day has no baseline yet; the breaker carries over."""
+        return self if self.day == today else replace(self, day=today, baseline=None)
 
 
 @dataclass(frozen=True)
@@ -211,7 +232,7 @@ def evaluate(ctx: RiskContext) -> list[Decision]:
     return [r.decide(ctx) for r in RULES]
 
 
-def first_denial(decisions: list[Decision]) -> RiskReject | None:
+def first_denial(decisions: Sequence[Decision]) -> RiskReject | None:
     for d in decisions:
         if not d.ok:
             return RiskReject(d.message, details={"rule": d.rule})

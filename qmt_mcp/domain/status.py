@@ -1,7 +1,8 @@
-"""Order status: the contract strings, the xtquant codes, and the lifecycle as one table.
+"""Order status: the contract strings and the lifecycle as one table.
 
 `TRANSITIONS[state]` lists every status an order may move to from `state`; `advance()` is the
-only way a status changes. Anything else is refused and the order keeps its state.
+only way a status changes. Anything else is refused and the order keeps its state. The broker
+statuses are xtquant's, in its order; their numbers are backends/xtq/constants.py's.
 """
 
 from __future__ import annotations
@@ -12,36 +13,21 @@ from .errors import InternalError
 
 
 class OrderStatus(StrEnum):
-    UNREPORTED = "unreported"  # 48
-    WAIT_REPORTING = "wait_reporting"  # 49
-    REPORTED = "reported"  # 50
-    REPORTED_CANCEL = "reported_cancel"  # 51
-    PARTSUCC_CANCEL = "partsucc_cancel"  # 52
-    PART_CANCEL = "part_cancel"  # 53
-    CANCELED = "canceled"  # 54
-    PART_SUCC = "part_succ"  # 55
-    SUCCEEDED = "succeeded"  # 56
-    JUNK = "junk"  # 57
-    UNKNOWN = "unknown"  # 255
+    UNREPORTED = "unreported"
+    WAIT_REPORTING = "wait_reporting"
+    REPORTED = "reported"
+    REPORTED_CANCEL = "reported_cancel"
+    PARTSUCC_CANCEL = "partsucc_cancel"
+    PART_CANCEL = "part_cancel"
+    CANCELED = "canceled"
+    PART_SUCC = "part_succ"
+    SUCCEEDED = "succeeded"
+    JUNK = "junk"
+    UNKNOWN = "unknown"
     # Local states: never reported by a broker.
     PENDING_SUBMIT = "pending_submit"  # recorded, broker call not yet answered
     INDETERMINATE = "indeterminate"  # sent, outcome unknown until reconciled
 
-
-XT_STATUS: dict[int, OrderStatus] = {
-    48: OrderStatus.UNREPORTED,
-    49: OrderStatus.WAIT_REPORTING,
-    50: OrderStatus.REPORTED,
-    51: OrderStatus.REPORTED_CANCEL,
-    52: OrderStatus.PARTSUCC_CANCEL,
-    53: OrderStatus.PART_CANCEL,
-    54: OrderStatus.CANCELED,
-    55: OrderStatus.PART_SUCC,
-    56: OrderStatus.SUCCEEDED,
-    57: OrderStatus.JUNK,
-    255: OrderStatus.UNKNOWN,
-}
-STATUS_XT: dict[OrderStatus, int] = {v: k for k, v in XT_STATUS.items()}
 
 TERMINAL = frozenset({OrderStatus.PART_CANCEL, OrderStatus.CANCELED, OrderStatus.SUCCEEDED, OrderStatus.JUNK})
 CANCELABLE = frozenset(
@@ -107,6 +93,3 @@ def advance(current: OrderStatus, new: OrderStatus) -> OrderStatus:
         return new
     raise IllegalTransition(f"order status cannot go from {current} to {new}")
 
-
-def from_xt(code: int) -> OrderStatus:
-    return XT_STATUS.get(code, OrderStatus.UNKNOWN)

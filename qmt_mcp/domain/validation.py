@@ -6,7 +6,8 @@ contract names for it. Preview shows every check; placing stops at the first fai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -31,11 +32,15 @@ class Check:
 
 @dataclass(frozen=True)
 class AccountView:
-    """What validation needs of an account: available cash (yuan) and sellable shares per code."""
+    """An account as one order decision sees it, read from the broker once: available cash (yuan),
+    and per code the shares held and the shares sellable now; for the risk rules, the total asset and
+    each holding's market value (yuan), which the rule-book checks do not read."""
 
     cash: Decimal
     can_use_volume: dict[str, int]
     volume: dict[str, int]
+    total_asset: Decimal = Decimal(0)
+    market_value: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -262,7 +267,7 @@ def run_checks(
     return checks
 
 
-def first_failure(checks: list[Check]) -> OrderRefused | None:
+def first_failure(checks: Sequence[Check]) -> OrderRefused | None:
     for c in checks:
         if not c.ok:
             return OrderRefused(

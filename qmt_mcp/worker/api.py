@@ -24,7 +24,10 @@ from ..domain.errors import ErrorCode, QmtError
 from . import crashpoints
 
 log = logging.getLogger("qmt_mcp.worker")
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# A call's handler takes the instance of its call's arguments model (calls.py), already checked, or
+# for the worker's own calls without a model the request's JSON object; it answers the payload. Any,
+# because each takes its own model: tests/test_catalogue.py checks each handler's annotation instead.
+Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 MAX_BODY = 64 * 1024
 
 
@@ -92,7 +95,8 @@ def build_app(
             return JSONResponse(error_body(exc), status_code=400)
         status = 200
         try:
-            # Checked against the call's model in the catalogue before any handler sees it.
+            # Checked against the call's model in the catalogue before any handler sees it; the
+            # handler gets the model instance.
             body_out: dict[str, Any] = {"ok": True, **await handler(checked_args(name, args))}
         except QmtError as exc:
             log.info("call %s refused: %s %s", name, exc.code.value, exc.message)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..calls import CancelArgs
 from ..config import AccountConfig
 from ..domain.errors import (
     ConfirmError,
     ErrorCode,
-    InvalidArgument,
     NotCancelable,
     QmtError,
     StateUnwritable,
@@ -25,7 +25,7 @@ from ..domain.errors import (
 from ..domain.orders import OrderRecord
 from ..domain.status import CANCELABLE, OrderStatus
 from ..domain.timeutil import iso
-from .args import opt_str
+from .args import nonblank
 
 if TYPE_CHECKING:
     from .service import WorkerService
@@ -37,7 +37,7 @@ class Cancels:
     def __init__(self, service: WorkerService) -> None:
         self.svc = service
 
-    async def cancel_order(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cancel_order(self, args: CancelArgs) -> dict[str, Any]:
         """Ask the broker to cancel an open order; the order as recorded after the request.
 
         An order typed by hand (imported, `ext-`) on a live account is the person's, not the agent's:
@@ -48,11 +48,9 @@ class Cancels:
         written (the broker's list, which reconciliation reads, says what happened): the answer is
         then STATE_UNWRITABLE with state_changed "yes". A broker that cannot record the cancel (the
         simulator's own book on a full disk) does nothing and answers STATE_UNWRITABLE, "no"."""
-        name, acct = self.svc.account(args)
-        if args.get("order_id") is None:
-            raise InvalidArgument("order_id is required", details={"argument": "order_id"})
-        token = opt_str(args, "confirm_token", 1024)
-        rec = self.svc.find_order(name, {"order_id": args.get("order_id")})
+        name, acct = self.svc.account(args.account)
+        token = nonblank(args.confirm_token, "confirm_token")
+        rec = self.svc.find_order(name, args.order_id)
         if rec.status in (OrderStatus.CANCELED, OrderStatus.PART_CANCEL):
             return {"order": rec.to_wire(), "cancel_requested": False}
         if rec.status not in CANCELABLE or rec.order_id is None:

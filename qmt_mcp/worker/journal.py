@@ -1,8 +1,9 @@
 """The worker's SQLite journal: order records, the event log, risk state and used confirm tokens.
 
 Order records are written with synchronous=FULL before the broker call, so a crash after the call
-still finds the record. Event `seq` is an AUTOINCREMENT key: strictly increasing and never
-reused, across restarts too.
+still finds the record. Events are appended in one way, `append(event, at)`, from the typed events
+of domain/events.py; the journal alone sets their `seq` (an AUTOINCREMENT key: strictly increasing
+and never reused, across restarts too), `time` and `type`.
 
 Every lookup the worker makes goes through an index (by id, by day, by status, an order's events),
 so what a call or a reconciliation costs depends on today's orders, not on how many came before.
@@ -20,13 +21,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ..domain.errors import StateUnwritable
+from ..domain.events import ENVELOPE, Event
 from ..domain.orders import MarketType, OrderRecord, OrderType, Side
 from ..domain.status import TERMINAL, OrderStatus
+from ..domain.timeutil import iso
 from ..statedir import private_sqlite
 from . import crashpoints
 
@@ -297,17 +301,20 @@ class Journal:
                             (account, OrderStatus.PENDING_SUBMIT.value, OrderStatus.INDETERMINATE.value))
 
     # ----- events
-    def append_event(
-        self, account: str, time: str, type_: str, order_id: int | None, client_order_id: str | None,
-        data: dict[str, Any],
-    ) -> dict[str, Any]:
+    def append(self, event: Event, at: datetime) -> dict[str, Any]:
+        """Journal `event` as happening at `at`; the event as the wire has it.
+
+        The journal alone sets `seq` (the next in its sequence), `time` (`at`, in the wire's form) and
+        `type` (the event's class): nothing in the event can overwrite them (domain/events.py).
+        Raises StateUnwritable when the journal cannot be written (nothing is then recorded)."""
+        time, kind, data = iso(at), event.type.value, event.payload()
         with self._write():
             cur = self._db.execute(
                 "INSERT INTO events (account, time, type, order_id, client_order_id, data) VALUES (?,?,?,?,?,?)",
-                (account, time, type_, order_id, client_order_id, json.dumps(data)),
+                (event.account, time, kind, event.order_id, event.client_order_id, json.dumps(data)),
             )
             seq = cur.lastrowid
-        return _event(seq or 0, account, time, type_, order_id, client_order_id, data)
+        return _event(seq or 0, event.account, time, kind, event.order_id, event.client_order_id, data)
 
     def events(
         self, account: str, after_seq: int, limit: int, order_client_id: str | None = None
@@ -425,10 +432,13 @@ def _event(
     seq: int, account: str, time: str, type_: str, order_id: int | None, cid: str | None,
     data: dict[str, Any],
 ) -> dict[str, Any]:
+    """An event row as the wire has it: the envelope from the journal's own columns, then the
+    payload. A payload key that names an envelope key (a row written before events were typed could
+    hold one) is left out: it never overwrites the journal's seq, time, type, account or ids."""
     ev: dict[str, Any] = {"seq": seq, "time": time, "account": account, "type": type_}
     if order_id is not None:
         ev["order_id"] = order_id
     if cid is not None:
         ev["client_order_id"] = cid
-    ev.update(data)
+    ev.update((k, v) for k, v in data.items() if k not in ENVELOPE)
     return ev

@@ -17,7 +17,7 @@ An agent never sees a proof (the server keeps it), so no sequence of tool calls 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from ..config import AccountConfig, Config
 from ..domain.errors import ConfirmError, ErrorCode
@@ -26,12 +26,12 @@ from .confirm import ConfirmTokens
 PersonAsk = Literal["required", "if_supported"]
 
 
-def person_needed(cfg: Config, acct: AccountConfig, args: dict[str, Any]) -> bool:
+def person_needed(cfg: Config, acct: AccountConfig, person: str | None) -> bool:
     """A live request needs a person when the worker's config says so, or the server asks for one
-    (it may ask for more than the worker's config, never for less)."""
+    (`person` "ask": it may ask for more than the worker's config, never for less)."""
     if not acct.live:
         return False
-    return cfg.server.confirm_human == "required" or args.get("person") == "ask"
+    return cfg.server.confirm_human == "required" or person == "ask"
 
 
 class PersonProofs:

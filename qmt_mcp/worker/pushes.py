@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from ..backends.port import (
+    AccountStatusChanged,
     BrokerEvent,
     BrokerOrder,
     BrokerTrade,
@@ -21,21 +21,31 @@ from ..backends.port import (
     OrderFailed,
     OrderUpdated,
     TradeFilled,
+    TraderDisconnected,
 )
+from ..backends.xtq.constants import xt_price_type  # the contract shows xtquant's price type
 from ..clock import Clock
 from ..config import Config
 from ..domain.errors import InternalError, StateUnwritable
+from ..domain.events import (
+    AccountStatusEvent,
+    CancelErrorEvent,
+    DisconnectedEvent,
+    OrderErrorEvent,
+    OrderStatusEvent,
+    ReconciledEvent,
+    TradeEvent,
+    UnmatchedEvent,
+)
 from ..domain.orders import (
     EXTERNAL_PREFIX,
-    FIX_PRICE,
     OrderRecord,
-    OrderType,
     client_id_of_remark,
     is_reserved_id,
 )
 from ..domain.status import IllegalTransition, OrderStatus
 from ..domain.text import clean_text
-from ..domain.timeutil import iso, iso_ms
+from ..domain.timeutil import iso_ms
 from .journal import Journal
 from .matching import Candidates, Matcher
 
@@ -77,27 +87,39 @@ class PushRecorder:
             name = self._by_account_id.get(ev.account_id)
             if name is not None:
                 rec = self.matcher.by_id(name, ev.order_id, clean_text(ev.remark))
-                self.journal.append_event(name, iso(self.clock.now()), "order_error", ev.order_id,
-                                          rec.client_order_id if rec else None,
-                                          {"error_id": ev.error_id, "message": clean_text(ev.message)})
+                self.journal.append(OrderErrorEvent(
+                    account=name, order_id=ev.order_id, client_order_id=rec.client_order_id if rec else None,
+                    error_id=ev.error_id, message=clean_text(ev.message)), self.clock.now())
         elif isinstance(ev, CancelFailed):
             name = self._by_account_id.get(ev.account_id)
             if name is not None:
                 rec = self.matcher.by_id(name, ev.order_id)
-                self.journal.append_event(name, iso(self.clock.now()), "cancel_error", ev.order_id,
-                                          rec.client_order_id if rec else None,
-                                          {"error_id": ev.error_id, "message": clean_text(ev.message)})
+                self.journal.append(CancelErrorEvent(
+                    account=name, order_id=ev.order_id, client_order_id=rec.client_order_id if rec else None,
+                    error_id=ev.error_id, message=clean_text(ev.message)), self.clock.now())
+        elif isinstance(ev, AccountStatusChanged):
+            name = self._by_account_id.get(ev.account_id)
+            if name is not None:
+                self.journal.append(AccountStatusEvent(account=name, status=ev.status), self.clock.now())
+        elif isinstance(ev, TraderDisconnected):
+            for name in (self._by_account_id[a] for a in ev.account_ids if a in self._by_account_id):
+                self.journal.append(DisconnectedEvent(account=name, message=clean_text(ev.reason)), ev.time)
 
     def _on_trade(self, name: str, t: BrokerTrade) -> None:
         """A fill is journaled under the client_order_id of the record it belongs to, never under the
         broker's remark as such; one that belongs to no record is journaled as unmatched."""
         rec = self.matcher.trade(name, t)
-        data = {"code": clean_text(t.code, 16), "side": t.side.value, "trade_id": clean_text(t.trade_id, 64),
-                "price": float(t.price), "volume": t.volume, "amount": float(t.amount), **t.fee_wire()}
+        code, trade_id = clean_text(t.code, 16), clean_text(t.trade_id, 64)
         if rec is None:
-            self._unmatched(name, "trade", t.order_id, data)
+            self._unmatched(UnmatchedEvent(
+                account=name, order_id=t.order_id, push="trade", code=code, side=t.side, trade_id=trade_id,
+                price=t.price, volume=t.volume, amount=t.amount, commission=t.commission, stamp_duty=t.stamp_duty,
+                transfer_fee=t.transfer_fee, fees=t.fees, fee_detail=t.fee_detail))
             return
-        self.journal.append_event(name, iso(t.time), "trade", t.order_id, rec.client_order_id, data)
+        self.journal.append(TradeEvent(
+            account=name, order_id=t.order_id, client_order_id=rec.client_order_id, code=code, side=t.side,
+            trade_id=trade_id, price=t.price, volume=t.volume, amount=t.amount, commission=t.commission,
+            stamp_duty=t.stamp_duty, transfer_fee=t.transfer_fee, fees=t.fees, fee_detail=t.fee_detail), t.time)
 
     def trade_client_ids(self, name: str, trades: Sequence[BrokerTrade]) -> list[str]:
         """The client_order_id each fill is shown under (get_trades): its record's, as in its trade
@@ -109,14 +131,10 @@ class PushRecorder:
             out.append(rec.client_order_id if rec is not None else f"{EXTERNAL_PREFIX}{t.order_id}")
         return out
 
-    def _unmatched(self, name: str, push: str, order_id: int, data: dict[str, Any]) -> None:
+    def _unmatched(self, ev: UnmatchedEvent) -> None:
         log.warning("a broker %s push for order %d fits none of the records of %s; left for reconciliation",
-                    push, order_id, name)
-        what = ("not applied: reconciliation records the broker's order" if push == "order"
-                else "not journaled as a trade; get_trades lists it")
-        self.journal.append_event(name, iso(self.clock.now()), "unmatched", order_id, None, {
-            "push": push, **data, "message": f"a broker {push} push that fits none of our records; {what}",
-        })
+                    ev.push, ev.order_id, ev.account)
+        self.journal.append(ev, self.clock.now())
 
     def apply_broker_order(self, name: str, bo: BrokerOrder, reason: str | None = None) -> bool:
         """Bring our record of a broker order up to what the broker says; True if it changed.
@@ -132,9 +150,9 @@ class PushRecorder:
         imported = rec is None
         if rec is None:
             if found.ambiguous and reason is None:
-                self._unmatched(name, "order", bo.order_id, {
-                    "code": clean_text(bo.code, 16), "side": bo.side.value, "volume": bo.volume,
-                    "status": bo.status.value})
+                self._unmatched(UnmatchedEvent(account=name, order_id=bo.order_id, push="order",
+                                               code=clean_text(bo.code, 16), side=bo.side, volume=bo.volume,
+                                               status=bo.status))
                 return False
             rec = self._external(name, bo)
         try:
@@ -146,15 +164,12 @@ class PushRecorder:
         if new == rec and not imported:
             return False
         self.journal.put_order(new)
-        data = status_data(new)
         if reason is None:
-            self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id,
-                                      new.client_order_id, data)
+            self.journal.append(OrderStatusEvent.of(new), self.clock.now())
         else:
-            data.update(reason=reason, resolution="external" if imported else "status",
-                        previous_status=None if imported else rec.status.value)
-            self.journal.append_event(name, iso(self.clock.now()), "reconciled", new.order_id,
-                                      new.client_order_id, data)
+            self.journal.append(ReconciledEvent.of(new, reason=reason, resolution="external" if imported else "status",
+                                                   previous_status=None if imported else rec.status),
+                                self.clock.now())
         return True
 
     def _external(self, name: str, bo: BrokerOrder) -> OrderRecord:
@@ -168,18 +183,13 @@ class PushRecorder:
         for cid in ids:
             rec = OrderRecord(
                 account=name, client_order_id=cid, code=clean_text(bo.code, 16), name=clean_text(bo.name),
-                side=bo.side, order_type=OrderType.LIMIT if bo.price_type == FIX_PRICE else OrderType.MARKET,
-                market_type=None, price_type=bo.price_type, price=bo.price, volume=bo.volume,
+                side=bo.side, order_type=bo.order_type, market_type=None,
+                # As the broker reported it; the simulator reports none, and its orders are all of ours.
+                price_type=xt_price_type(bo.order_type, bo.market_type, bo.code) if bo.price_type is None
+                else bo.price_type, price=bo.price, volume=bo.volume,
                 status=OrderStatus.UNKNOWN, created_at=iso_ms(bo.time), order_id=bo.order_id,
                 live=self.cfg.accounts[name].live, fingerprint={"external": "true"},
             )
             if self.journal.insert_order(rec):   # never over a record that has the id already
                 return rec
         raise InternalError(f"no free client_order_id for external order {bo.order_id}")
-
-
-def status_data(r: OrderRecord) -> dict[str, Any]:
-    """An order record as an event's data."""
-    return {"code": r.code, "side": r.side.value, "status": r.status.value, "volume": r.volume,
-            "traded_volume": r.traded_volume, "traded_price": float(r.traded_price),
-            "status_msg": r.status_msg}

@@ -6,18 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from ..backends.port import BrokerPort
+from ..calls import AccountArgs, InstrumentArgs, KlineArgs, NoArgs, QuoteArgs, SearchArgs, TickArgs
 from ..clock import Clock
 from ..config import Config, mask_account_id
 from ..domain.codes import normalize_code
 from ..domain.errors import InvalidArgument, UnknownInstrument
-from ..domain.market import PERIODS
 from ..domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS
 from ..domain.timeutil import CN_TZ, iso, parse_time
-from .args import opt_int, opt_str
+from .args import nonblank
 from .lanes import LocalMarketData, ReadLane
 from .service import WorkerService
 
-ADJUST = ("none", "front", "back")
 EPOCH = datetime(1990, 12, 19, tzinfo=CN_TZ)  # the first A-share trading day
 
 
@@ -31,20 +30,15 @@ class Readers:
         # Long histories are slow to compute on the simulator: off the loop that serves orders (lanes.py).
         self.lane = ReadLane(cfg.worker.call_timeout_s)
 
-    async def _known(self, raw: object) -> str:
+    async def _known(self, raw: str) -> str:
         code = normalize_code(raw)
         await self.broker.instrument(code)  # raises UnknownInstrument
         return code
 
-    async def get_quote(self, args: dict[str, Any]) -> dict[str, Any]:
-        codes = args.get("codes")
-        if isinstance(codes, str):
-            codes = [c for c in codes.replace(",", " ").split() if c]
-        if not isinstance(codes, list) or not 1 <= len(codes) <= 50:
-            raise InvalidArgument("codes must be a list of 1 to 50 instrument codes", details={"argument": "codes"})
+    async def get_quote(self, args: QuoteArgs) -> dict[str, Any]:
         canon = []
         unknown = []
-        for raw in codes:
+        for raw in args.codes:
             code = normalize_code(raw)
             try:
                 await self.broker.instrument(code)
@@ -56,16 +50,10 @@ class Readers:
             raise UnknownInstrument(f"unknown instrument(s): {', '.join(unknown)}", details={"codes": unknown})
         return {"quotes": [q.to_wire() for q in await self.broker.quotes(canon)]}
 
-    async def get_klines(self, args: dict[str, Any]) -> dict[str, Any]:
-        code = await self._known(args.get("code"))
-        period = args.get("period") or "1d"
-        if period not in PERIODS:
-            raise InvalidArgument(f"period must be one of {', '.join(PERIODS)}", details={"argument": "period"})
-        count = opt_int(args, "count", 100, 1, 5000)
-        adjust = args.get("adjust") or "none"
-        if adjust not in ADJUST:
-            raise InvalidArgument("adjust must be none, front or back", details={"argument": "adjust"})
-        start, end = self._range(args, EPOCH, self.clock.now())
+    async def get_klines(self, args: KlineArgs) -> dict[str, Any]:
+        code = await self._known(args.code)
+        period, count, adjust = args.period, args.count, args.adjust
+        start, end = self._range(args.start, args.end, EPOCH, self.clock.now())
         local = self.broker
         if isinstance(local, LocalMarketData):
             bars = await self.lane.run("get_klines", lambda: local.bar_list(code, period, start, end, count))
@@ -73,23 +61,23 @@ class Readers:
             bars = await self.broker.bars(code, period, start, end, count)
         return {"code": code, "period": period, "adjust": adjust, "bars": [b.to_wire() for b in bars]}
 
-    def _range(self, args: dict[str, Any], start: datetime, end: datetime) -> tuple[datetime, datetime]:
-        if args.get("start") is not None:
-            start = parse_time(args["start"], "start")
-        if args.get("end") is not None:
-            end = parse_time(args["end"], "end")
-            if isinstance(args["end"], str) and len(args["end"].strip()) == 8:
+    def _range(
+        self, given_start: str | None, given_end: str | None, start: datetime, end: datetime,
+    ) -> tuple[datetime, datetime]:
+        if given_start is not None:
+            start = parse_time(given_start, "start")
+        if given_end is not None:
+            end = parse_time(given_end, "end")
+            if len(given_end.strip()) == 8:
                 end = end.replace(hour=23, minute=59, second=59)  # a date means the whole day
         if end < start:
             raise InvalidArgument("end is before start", details={"argument": "end"})
         return start, end
 
-    async def get_ticks(self, args: dict[str, Any]) -> dict[str, Any]:
-        code = await self._known(args.get("code"))
-        if args.get("start") is None or args.get("end") is None:
-            raise InvalidArgument("start and end are required", details={"argument": "start"})
-        start, end = self._range(args, EPOCH, self.clock.now())
-        limit = opt_int(args, "limit", 100, 1, 5000)
+    async def get_ticks(self, args: TickArgs) -> dict[str, Any]:
+        code = await self._known(args.code)
+        start, end = self._range(args.start, args.end, EPOCH, self.clock.now())
+        limit = args.limit
         local = self.broker
         if isinstance(local, LocalMarketData):
             ticks = await self.lane.run("get_ticks", lambda: local.tick_list(code, start, end, limit))
@@ -102,10 +90,10 @@ class Readers:
                                           "ask_prices", "ask_volumes")})
         return {"code": code, "ticks": out}
 
-    async def search_instruments(self, args: dict[str, Any]) -> dict[str, Any]:
-        query = (opt_str(args, "query", 40) or "").upper()
-        sector = opt_str(args, "sector", 40)
-        limit = opt_int(args, "limit", 20, 1, 500)
+    async def search_instruments(self, args: SearchArgs) -> dict[str, Any]:
+        query = (nonblank(args.query, "query") or "").upper()
+        sector = nonblank(args.sector, "sector")
+        limit = args.limit
         if sector is not None and sector not in await self.broker.sectors():
             raise InvalidArgument(f"no sector named {sector!r}; list_sectors shows them",
                                   details={"argument": "sector"})
@@ -121,42 +109,42 @@ class Readers:
             out.append({"code": item.code, "name": item.name, "board": item.board})
         return {"instruments": out[:limit]}
 
-    async def get_instrument(self, args: dict[str, Any]) -> dict[str, Any]:
-        code = normalize_code(args.get("code"))
+    async def get_instrument(self, args: InstrumentArgs) -> dict[str, Any]:
+        code = normalize_code(args.code)
         return (await self.broker.instrument(code)).to_wire()
 
-    async def list_sectors(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def list_sectors(self, args: NoArgs) -> dict[str, Any]:
         return {"sectors": await self.broker.sectors()}
 
-    async def list_accounts(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def list_accounts(self, args: NoArgs) -> dict[str, Any]:
         return {"accounts": [
             {"name": n, "account_id": mask_account_id(a.account_id), "account_type": a.account_type, "live": a.live}
             for n, a in self.cfg.accounts.items()
         ]}
 
-    async def get_asset(self, args: dict[str, Any]) -> dict[str, Any]:
-        _, acct = self.service.account(args)
+    async def get_asset(self, args: AccountArgs) -> dict[str, Any]:
+        _, acct = self.service.account(args.account)
         return (await self.broker.asset(acct.account_id)).to_wire()
 
-    async def get_positions(self, args: dict[str, Any]) -> dict[str, Any]:
-        _, acct = self.service.account(args)
+    async def get_positions(self, args: AccountArgs) -> dict[str, Any]:
+        _, acct = self.service.account(args.account)
         return {"positions": [p.to_wire() for p in await self.broker.positions(acct.account_id)]}
 
-    async def get_trades(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, acct = self.service.account(args)
+    async def get_trades(self, args: AccountArgs) -> dict[str, Any]:
+        name, acct = self.service.account(args.account)
         trades = await self.broker.trades(acct.account_id)
         # Named as the trade events name them: by the record each fill belongs to, never by a raw remark.
         cids = self.service.pushes.trade_client_ids(name, trades)
         return {"trades": [t.to_wire(cid) for t, cid in zip(trades, cids, strict=True)]}
 
-    async def health(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def health(self, args: NoArgs) -> dict[str, Any]:
         now = self.clock.now()
         bh = self.broker.health()
         accounts: dict[str, Any] = {}
         for name, acct in self.cfg.accounts.items():
-            state = self.service.journal.risk_state(name)
-            tripped = bool(state and state["tripped"])
-            captured = bool(state and state["baseline"] is not None and state["day"] == now.date().isoformat())
+            state = self.service.risk.stored(name)
+            tripped = state is not None and state.tripped
+            captured = state is not None and state.baseline is not None and state.day == now.date()
             trader = bh.get("trader") or {"state": "alive", "last_connect_at": iso(self.service.started_at),
                                           "last_disconnect_at": None}
             accounts[name] = {

@@ -19,14 +19,15 @@ as the simulator's book may, would otherwise have every record decoded every 30 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 import anyio
 
 from ..domain.errors import QmtError
+from ..domain.events import ReconciledEvent
 from ..domain.status import OrderStatus
-from ..domain.timeutil import CN_TZ, iso
-from .pushes import status_data
+from ..domain.timeutil import CN_TZ
 from .service import WorkerService
 
 log = logging.getLogger("qmt_mcp.worker")
@@ -68,9 +69,10 @@ class Reconciler:
                     new = rec.advanced(OrderStatus.JUNK,
                                        status_msg="never reached the broker (it has no order with this id)")
                     svc.journal.put_order(new)
-                    data = {**status_data(new), "reason": reason, "resolution": "never_arrived",
-                            "previous_status": rec.status.value}
-                    svc.journal.append_event(name, iso(now), "reconciled", None, rec.client_order_id, data)
+                    event = ReconciledEvent.of(new, reason=reason, resolution="never_arrived",
+                                               previous_status=rec.status)
+                    # Journaled without a broker id, as always: the broker has no order for it to name.
+                    svc.journal.append(replace(event, order_id=None), now)
                     changed += 1
         if changed:
             log.info("reconcile (%s): %d record(s) resolved", reason, changed)

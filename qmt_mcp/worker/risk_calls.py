@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..calls import RiskStatusArgs, WorkerResetArgs
 from ..config import AccountConfig
 from ..domain.errors import ConfirmError, ErrorCode
 from ..domain.timeutil import iso
-from .args import opt_str, req_str
+from .args import nonblank
 from .person import person_needed
-from .riskbook import RiskBook
+from .riskbook import RiskBook, account_view
 from .service import WorkerService
 
 
@@ -18,34 +19,33 @@ class RiskCalls:
     def __init__(self, service: WorkerService) -> None:
         self.service = service
 
-    async def get_risk_status(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def get_risk_status(self, args: RiskStatusArgs) -> dict[str, Any]:
         svc = self.service
-        names = [svc.account(args)[0]] if args.get("account") is not None else list(svc.cfg.accounts)
+        names = [svc.account(args.account)[0]] if args.account is not None else list(svc.cfg.accounts)
         out: dict[str, Any] = {}
         for name in names:
-            acct = svc.cfg.accounts[name]
             limits = svc.cfg.risk_for(name)
-            state = await svc.risk.refresh(name, acct.account_id, limits)
-            usage = await svc.risk.usage(name, acct.account_id)
-            baseline = state["baseline"]
+            view = await account_view(svc.broker, svc.cfg.accounts[name].account_id)
+            state = svc.risk.refresh(name, view.total_asset, limits)
+            usage = svc.risk.usage(name, view.volume.keys())
+            baseline, total = state.baseline, view.total_asset
             out[name] = {
                 "baseline_total_asset": None if baseline is None else float(baseline),
-                "current_total_asset": float(state["total_asset"]),
-                "daily_pnl": None if baseline is None else float(state["total_asset"] - baseline),
-                "breaker": {"tripped": state["tripped"], "reason": state["reason"],
-                            "tripped_at": state["tripped_at"]},
+                "current_total_asset": float(total),
+                "daily_pnl": None if baseline is None else float(total - baseline),
+                "breaker": {"tripped": state.tripped, "reason": state.reason, "tripped_at": state.tripped_at},
                 "kill_switch": limits.kill_switch,
                 "limits": limits.to_wire(),
                 "usage": RiskBook.usage_wire(usage),
             }
         return {"accounts": out}
 
-    def _reset_token(self, args: dict[str, Any]) -> tuple[str, AccountConfig, str | None]:
+    def _reset_token(self, args: WorkerResetArgs) -> tuple[str, AccountConfig, str | None]:
         """The account and the spent-or-not token of a reset; a live account without a token gets
         one issued (CONFIRM_REQUIRED carrying it), which is the first of the two steps."""
         svc = self.service
-        name, acct = svc.account(args)
-        token = opt_str(args, "confirm_token", 1024)
+        name, acct = svc.account(args.account)
+        token = nonblank(args.confirm_token, "confirm_token")
         fields = {"account": name}
         if acct.live and token is None:
             token, expires = svc.tokens.issue("reset_risk", fields, svc.clock.now())
@@ -59,25 +59,25 @@ class RiskCalls:
             raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
         return name, acct, token_id
 
-    async def check_reset(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def check_reset(self, args: WorkerResetArgs) -> dict[str, Any]:
         """reset_risk's decision without resetting: the proof a person's confirmation will carry,
         when one is needed (person.py)."""
-        req_str(args, "note", 200)
+        nonblank(args.note, "note")
         name, acct, token_id = self._reset_token(args)
-        if token_id is None or not person_needed(self.service.cfg, acct, args):
+        if token_id is None or not person_needed(self.service.cfg, acct, args.person):
             return {"person": None}
         proof, expires = self.service.proofs.issue("reset_risk", {"account": name}, token_id,
                                                    self.service.clock.now())
         return {"person": {"proof": proof, "expires_at": expires, "order": {"account": name}}}
 
-    async def reset_risk(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def reset_risk(self, args: WorkerResetArgs) -> dict[str, Any]:
         svc = self.service
-        note = req_str(args, "note", 200)
+        note = nonblank(args.note, "note")
         async with svc.order_lock:  # a reset and an order decision never interleave
             name, acct, token_id = self._reset_token(args)
-            if token_id is not None and person_needed(svc.cfg, acct, args):
-                svc.proofs.verify(opt_str(args, "person_proof", 1024), "reset_risk", {"account": name}, token_id,
-                                  svc.clock.now())
+            if token_id is not None and person_needed(svc.cfg, acct, args.person):
+                svc.proofs.verify(nonblank(args.person_proof, "person_proof"), "reset_risk", {"account": name},
+                                  token_id, svc.clock.now())
             if token_id is not None and not svc.journal.use_token(token_id, iso(svc.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
             at = svc.risk.reset(name, note)

@@ -1,22 +1,27 @@
 """Risk state per account: today's baseline, the daily-loss breaker, usage counters.
 
 All of it lives in the journal, so a restart keeps a tripped breaker tripped. The breaker stays
-tripped until `reset_risk` (with a note) lifts it, whatever the day.
+tripped until `reset_risk` (with a note) lifts it, whatever the day. The account's figures come in
+from one read of the broker per decision (`account_view`), so the baseline, the breaker and the
+rules see the same asset and positions.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from ..backends.port import BrokerPort
 from ..clock import Clock
+from ..domain.events import RiskEvent
 from ..domain.money import yuan_text
 from ..domain.orders import OrderRecord, Side
-from ..domain.risk import RiskLimits, RiskUsage, breaker_should_trip
+from ..domain.risk import RiskLimits, RiskState, RiskUsage, breaker_should_trip
 from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso, iso_ms
+from ..domain.validation import AccountView
 from .journal import Journal, OrderFigures
 
 _NOT_SENT = {OrderStatus.JUNK}
@@ -29,55 +34,73 @@ def order_exposure(r: OrderRecord | OrderFigures) -> Decimal:
     return r.traded_amount + r.price * (r.volume - r.traded_volume)
 
 
+async def account_view(broker: BrokerPort, account_id: str) -> AccountView:
+    """The account as one decision sees it: its asset and its positions, read once."""
+    asset = await broker.asset(account_id)
+    positions = await broker.positions(account_id)
+    return AccountView(
+        cash=asset.cash,
+        can_use_volume={p.code: p.can_use_volume for p in positions},
+        volume={p.code: p.volume for p in positions},
+        total_asset=asset.total_asset,
+        market_value={p.code: p.market_value for p in positions},
+    )
+
+
 class RiskBook:
-    def __init__(self, journal: Journal, broker: BrokerPort, clock: Clock) -> None:
+    def __init__(self, journal: Journal, clock: Clock) -> None:
         self.journal = journal
-        self.broker = broker
         self.clock = clock
 
-    def _state(self, account: str) -> dict[str, Any]:
-        today = self.clock.now().date().isoformat()
-        state = self.journal.risk_state(account)
-        if state is None:
-            state = {"day": today, "baseline": None, "tripped": False, "reason": "", "tripped_at": None}
-        if state["day"] != today:
-            state = {**state, "day": today, "baseline": None}
-        return state
+    def stored(self, account: str) -> RiskState | None:
+        """The state as last recorded (None before the account's first decision)."""
+        row = self.journal.risk_state(account)
+        if row is None:
+            return None
+        return RiskState(day=date.fromisoformat(row["day"]), baseline=row["baseline"], tripped=row["tripped"],
+                         reason=row["reason"], tripped_at=row["tripped_at"], reset_at=row["reset_at"],
+                         reset_note=row["reset_note"])
 
-    async def refresh(self, account: str, account_id: str, limits: RiskLimits) -> dict[str, Any]:
-        """Capture today's baseline if needed and trip the breaker on a loss past the limit."""
-        state = self._state(account)
-        total = (await self.broker.asset(account_id)).total_asset
-        changed = False
-        if state["baseline"] is None:
-            state["baseline"] = total
-            changed = True
-        if not state["tripped"] and breaker_should_trip(state["baseline"], total, limits):
-            loss = state["baseline"] - total
+    def _put(self, account: str, state: RiskState) -> None:
+        self.journal.put_risk_state(account, {
+            "day": state.day.isoformat(), "baseline": state.baseline, "tripped": state.tripped,
+            "reason": state.reason, "tripped_at": state.tripped_at, "reset_at": state.reset_at,
+            "reset_note": state.reset_note,
+        })
+
+    def refresh(self, account: str, total: Decimal, limits: RiskLimits) -> RiskState:
+        """Today's state at total asset `total` (yuan): the baseline captured if it is not yet, and the
+        breaker tripped on a loss past the limit; recorded when either changed it."""
+        stored = self.stored(account)
+        today = self.clock.now().date()
+        state = (stored or RiskState(day=today)).on(today)
+        baseline = total if state.baseline is None else state.baseline
+        state = replace(state, baseline=baseline)
+        if not state.tripped and breaker_should_trip(baseline, total, limits):
+            loss = baseline - total
             reason = f"daily loss {yuan_text(loss)} reached the limit {yuan_text(limits.max_daily_loss)}"
-            state.update(tripped=True, reason=reason, tripped_at=iso(self.clock.now()))
-            changed = True
-            self.journal.append_event(account, iso(self.clock.now()), "risk", None, None,
-                                      {"rule": "DAILY_LOSS_BREAKER", "message": state["reason"]})
-        if changed or self.journal.risk_state(account) is None:
-            self.journal.put_risk_state(account, state)
-        state["total_asset"] = total
+            state = replace(state, tripped=True, reason=reason, tripped_at=iso(self.clock.now()))
+            self.journal.append(RiskEvent(account=account, rule="DAILY_LOSS_BREAKER", message=reason),
+                                self.clock.now())
+        if state != stored:   # a new day, a captured baseline or a tripped breaker
+            self._put(account, state)
         return state
 
     def reset(self, account: str, note: str) -> str:
-        state = self._state(account)
-        at = iso(self.clock.now())
-        state.update(tripped=False, reason="", tripped_at=None, reset_at=at, reset_note=note)
-        self.journal.put_risk_state(account, state)
-        self.journal.append_event(account, at, "risk", None, None, {"rule": "RESET", "message": note})
+        """Lift the breaker, with `note`; the time of the reset (ISO)."""
+        now = self.clock.now()
+        at = iso(now)
+        current = (self.stored(account) or RiskState(day=now.date())).on(now.date())
+        self._put(account, replace(current, tripped=False, reason="", tripped_at=None, reset_at=at, reset_note=note))
+        self.journal.append(RiskEvent(account=account, rule="RESET", message=note), now)
         return at
 
-    async def usage(self, account: str, account_id: str) -> RiskUsage:
+    def usage(self, account: str, held: Collection[str]) -> RiskUsage:
+        """Today's usage of `account`, which holds the codes `held` (its positions, as one decision read them)."""
         now = self.clock.now()
         day_start = iso_ms(now.replace(hour=0, minute=0, second=0, microsecond=0))
         minute_ago = iso_ms(now - timedelta(seconds=60))
         today = [r for r in self.journal.order_figures(account, since=day_start) if r.status not in _NOT_SENT]
-        held = {p.code for p in await self.broker.positions(account_id)}
         open_buys = [r for r in today if r.side is Side.BUY and r.status not in TERMINAL]
         pending: dict[str, Decimal] = {}
         for r in open_buys:
@@ -86,7 +109,7 @@ class RiskBook:
             orders_last_minute=sum(1 for r in today if r.created_at >= minute_ago),
             orders_today=len(today),
             turnover_today=sum((order_exposure(r) for r in today), Decimal(0)),
-            position_codes=frozenset(held | {r.code for r in open_buys}),
+            position_codes=frozenset({*held, *(r.code for r in open_buys)}),
             pending_buys=pending,
         )
 

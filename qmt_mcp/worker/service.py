@@ -16,8 +16,11 @@ import anyio
 from ..backends.port import (
     BrokerPort,
 )
+from ..backends.xtq.constants import xt_price_type  # the contract shows xtquant's price type
+from ..calls import CancelArgs, EventsArgs, OrderLookupArgs, OrdersArgs, PreviewArgs, WorkerPlaceArgs
 from ..clock import Clock, IdSource
 from ..config import AccountConfig, Config, mask_account_id
+from ..domain.decision import OrderDecision, decide
 from ..domain.errors import (
     BrokerReject,
     ConfirmError,
@@ -30,28 +33,28 @@ from ..domain.errors import (
     SubmitIndeterminate,
     UnknownAccount,
 )
+from ..domain.events import GapEvent, OrderStatusEvent
 from ..domain.orders import (
     OrderRecord,
     OrderRequest,
-    check_client_order_id,
-    check_new_client_order_id,
-    parse_order_request,
+    check_not_reserved,
 )
-from ..domain.risk import RiskContext, evaluate, first_denial
+from ..domain.risk import first_denial
 from ..domain.status import CANCELABLE, TERMINAL, OrderStatus
 from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
-from ..domain.validation import AccountView, MarketState, estimate, first_failure, run_checks
+from ..domain.validation import MarketState, first_failure
 from . import crashpoints
-from .args import opt_bool, opt_float, opt_int, opt_str, req_str
+from .args import account_name, nonblank, opt_int, order_of
 from .cancels import Cancels
 from .confirm import ConfirmTokens
 from .journal import Journal
 from .person import PersonProofs, person_needed
-from .pushes import PushRecorder, status_data
-from .riskbook import RiskBook, day_start
+from .pushes import PushRecorder
+from .riskbook import RiskBook, account_view, day_start
 
 log = logging.getLogger("qmt_mcp.worker")
+MAX_SEQ = 2**62   # the largest seq a caller may name (SQLite's integers are 64-bit)
 
 
 class WorkerService:
@@ -65,7 +68,7 @@ class WorkerService:
         self.tokens = tokens
         self.clock = clock
         self.ids = ids
-        self.risk = RiskBook(journal, broker, clock)
+        self.risk = RiskBook(journal, clock)
         self.proofs = PersonProofs(tokens)
         self.started_at = clock.now()
         self._changed = anyio.Event()
@@ -76,8 +79,9 @@ class WorkerService:
         self.cancels = Cancels(self)
 
     # ----- accounts
-    def account(self, args: dict[str, Any]) -> tuple[str, AccountConfig]:
-        name = req_str(args, "account")
+    def account(self, given: object) -> tuple[str, AccountConfig]:
+        """The configured account named `given`; InvalidArgument, or UnknownAccount listing the names."""
+        name = account_name(given)
         acct = self.cfg.accounts.get(name)
         if acct is None:
             raise UnknownAccount(f"no account named {name!r}", details={"accounts": sorted(self.cfg.accounts)})
@@ -88,49 +92,35 @@ class WorkerService:
         self._changed = anyio.Event()
 
     # ----- preview and place
-    async def _validate(self, req: OrderRequest) -> dict[str, Any]:
+    async def _validate(self, req: OrderRequest) -> OrderDecision:
+        """The whole decision about `req` (domain/decision.py), from one read of the instrument, the
+        book and the account: the rule book and the risk rules see the same asset and positions."""
         inst = await self.broker.instrument(req.code)
         quote = (await self.broker.quotes([req.code]))[0]
-        account_id = self.cfg.accounts[req.account].account_id
-        asset = await self.broker.asset(account_id)
-        positions = await self.broker.positions(account_id)
-        view = AccountView(
-            cash=asset.cash,
-            can_use_volume={p.code: p.can_use_volume for p in positions},
-            volume={p.code: p.volume for p in positions},
-        )
+        view = await account_view(self.broker, self.cfg.accounts[req.account].account_id)
         best_ask = quote.asks[0].price if quote.asks else None
         best_bid = quote.bids[0].price if quote.bids else None
         today = self.clock.now().date()
-        est = estimate(req, inst, best_ask, best_bid, self.cfg.sim.fee_schedule(), today)
         mkt = MarketState(self.broker.phase(), today, best_bid, best_ask, quote.last if quote.volume else None)
-        checks = run_checks(req, inst, view, est, mkt)
         limits = self.cfg.risk_for(req.account)
-        state = await self.risk.refresh(req.account, account_id, limits)
-        usage = await self.risk.usage(req.account, account_id)
-        ctx = RiskContext(
-            order=req, order_value=est.amount, limits=limits, usage=usage,
-            breaker_tripped=state["tripped"], baseline_total_asset=state["baseline"],
-            total_asset=state["total_asset"],
-            position_value={p.code: p.market_value for p in positions},
-        )
-        return {"inst": inst, "est": est, "checks": checks, "decisions": evaluate(ctx), "usage": usage}
+        state = self.risk.refresh(req.account, view.total_asset, limits)
+        usage = self.risk.usage(req.account, view.volume.keys())
+        return decide(req, inst, mkt, view, self.broker.fees, limits, state, usage)
 
-    async def preview_order(self, args: dict[str, Any]) -> dict[str, Any]:
-        req = parse_order_request(args)
-        _, acct = self.account(args)
+    async def preview_order(self, args: PreviewArgs) -> dict[str, Any]:
+        req = order_of(args)
+        _, acct = self.account(args.account)
         v = await self._validate(req)
-        would = all(c.ok for c in v["checks"]) and all(d.ok for d in v["decisions"])
         out: dict[str, Any] = {
-            "would_accept": would,
-            "checks": [c.to_wire() for c in v["checks"]],
-            "estimate": v["est"].to_wire(req.side),
-            "risk": {"decisions": [d.to_wire() for d in v["decisions"]],
-                     "usage": RiskBook.usage_wire(v["usage"])},
+            "would_accept": v.would_accept,
+            "checks": [c.to_wire() for c in v.checks],
+            "estimate": v.est.to_wire(req.side),
+            "risk": {"decisions": [d.to_wire() for d in v.decisions],
+                     "usage": RiskBook.usage_wire(v.usage)},
             "live": acct.live,
-            "order": {**req.fingerprint(), "volume": req.volume, "name": v["inst"].name},
+            "order": {**req.fingerprint(), "volume": req.volume, "name": v.inst.name},
         }
-        if acct.live and would:
+        if acct.live and v.would_accept:
             token, expires = self.tokens.issue("place_order", req.fingerprint(), self.clock.now())
             out.update(confirm_token=token, confirm_expires_at=expires)
         return out
@@ -143,62 +133,64 @@ class WorkerService:
             return None
         return self.tokens.verify(token, tool, fields, self.clock.now())
 
-    async def _decide(self, req: OrderRequest, acct: AccountConfig, token: str | None) -> tuple[Any, str | None]:
+    async def _decide(
+        self, req: OrderRequest, acct: AccountConfig, token: str | None,
+    ) -> tuple[OrderDecision, str | None]:
         """Validation, the confirm token and risk, in that order; the first refusal is raised. Returns
         the decision and the token's id. Call under the order lock: usage must see pending orders."""
         v = await self._validate(req)
-        failure = first_failure(v["checks"])
+        failure = first_failure(v.checks)
         if failure is not None:
             raise failure
         token_id = self.check_token("place_order", req.fingerprint(), token, acct.live)
-        denial = first_denial(v["decisions"])
+        denial = first_denial(v.decisions)
         if denial is not None:
             raise denial
         if token_id is not None and self.journal.token_used(token_id):
             raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
         return v, token_id
 
-    async def check_order(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def check_order(self, args: WorkerPlaceArgs) -> dict[str, Any]:
         """place_order's whole decision without sending anything: whether a person must confirm it,
         and if so the proof their confirmation will carry (person.py). A refusal is raised as it
         would be by place_order, so nobody is asked about an order that would not go."""
-        req = parse_order_request(args)
-        name, acct = self.account(args)
-        cid = check_new_client_order_id(args.get("client_order_id"))
-        token = opt_str(args, "confirm_token", 1024)
+        req = order_of(args)
+        name, acct = self.account(args.account)
+        cid = check_not_reserved(args.client_order_id)
+        token = nonblank(args.confirm_token, "confirm_token")
         async with self.order_lock:
             if cid is not None and self._replay(name, cid, req) is not None:
                 return {"person": None}  # the recorded result is answered; nothing new is sent
             v, token_id = await self._decide(req, acct, token)
-        if token_id is None or not person_needed(self.cfg, acct, args):
+        if token_id is None or not person_needed(self.cfg, acct, args.person):
             return {"person": None}
         proof, expires = self.proofs.issue("place_order", req.fingerprint(), token_id, self.clock.now())
-        order = {**req.fingerprint(), "volume": req.volume, "name": clean_text(v["inst"].name)}
+        order = {**req.fingerprint(), "volume": req.volume, "name": clean_text(v.inst.name)}
         return {"person": {"proof": proof, "expires_at": expires, "order": order,
-                           "estimate": v["est"].to_wire(req.side)}}
+                           "estimate": v.est.to_wire(req.side)}}
 
-    async def place_order(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def place_order(self, args: WorkerPlaceArgs) -> dict[str, Any]:
         crashpoints.arm()
-        req = parse_order_request(args)
-        name, acct = self.account(args)
-        cid = check_new_client_order_id(args.get("client_order_id")) or self.ids.client_order_id()
-        token = opt_str(args, "confirm_token", 1024)
-        proof = opt_str(args, "person_proof", 1024)
-        wait = opt_float(args, "wait_seconds", 0, 0, 60)
+        req = order_of(args)
+        name, acct = self.account(args.account)
+        cid = check_not_reserved(args.client_order_id) or self.ids.client_order_id()
+        token = nonblank(args.confirm_token, "confirm_token")
+        proof = nonblank(args.person_proof, "person_proof")
         async with self.order_lock:
             replay = self._replay(name, cid, req)
             if replay is not None:
                 return {"order": replay.to_wire(), "idempotent_replay": True}
             v, token_id = await self._decide(req, acct, token)
-            if token_id is not None and person_needed(self.cfg, acct, args):
+            if token_id is not None and person_needed(self.cfg, acct, args.person):
                 # Checked here, under the lock and after risk, never trusted from an earlier look.
                 self.proofs.verify(proof, "place_order", req.fingerprint(), token_id, self.clock.now())
             if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
             rec = OrderRecord(
-                account=name, client_order_id=cid, code=req.code, name=clean_text(v["inst"].name), side=req.side,
-                order_type=req.order_type, market_type=req.market_type, price_type=req.price_type,
-                price=req.price or v["est"].price, volume=req.volume, status=OrderStatus.PENDING_SUBMIT,
+                account=name, client_order_id=cid, code=req.code, name=clean_text(v.inst.name), side=req.side,
+                order_type=req.order_type, market_type=req.market_type,
+                price_type=xt_price_type(req.order_type, req.market_type, req.code),
+                price=req.price or v.est.price, volume=req.volume, status=OrderStatus.PENDING_SUBMIT,
                 created_at=iso_ms(self.clock.now()), live=acct.live, fingerprint=req.fingerprint(),
             )
             if not self.journal.insert_order(rec):
@@ -208,8 +200,8 @@ class WorkerService:
             log.info("submit account=%s client_order_id=%s %s %s %d @ %s", mask_account_id(acct.account_id),
                      cid, req.side.value, req.code, req.volume, rec.price)
             await self._submit(name, acct, req, cid)
-        if wait > 0:
-            await self._wait_terminal(name, cid, wait)
+        if args.wait_seconds > 0:
+            await self._wait_terminal(name, cid, args.wait_seconds)
         final = assert_record(self.journal.order_by_client_id(name, cid))
         if final.status is OrderStatus.JUNK:
             raise BrokerReject(final.status_msg or "the broker refused the order", state_changed="yes",
@@ -275,8 +267,7 @@ class WorkerService:
         try:
             with self.journal.batch():
                 self.journal.put_order(new)
-                self.journal.append_event(name, iso(self.clock.now()), "order_status", new.order_id, cid,
-                                          status_data(new))
+                self.journal.append(OrderStatusEvent.of(new), self.clock.now())
         except StateUnwritable:
             # The record stays pending_submit, which says exactly as much: reconciliation settles it.
             log.error("cannot record that %s is %s: the journal is not writable", cid, status.value)
@@ -304,53 +295,48 @@ class WorkerService:
         return sum(int(e.get("volume") or 0) for e in trades) >= rec.traded_volume
 
     # ----- cancel and read orders
-    def find_order(self, name: str, args: dict[str, Any]) -> OrderRecord:
-        order_id = args.get("order_id")
-        cid = args.get("client_order_id")
-        if order_id is None and cid is None:
-            raise InvalidArgument("give order_id or client_order_id", details={"argument": "order_id"})
+    def find_order(self, name: str, order_id: int | None = None, cid: str | None = None) -> OrderRecord:
+        """The record of account `name` by the broker's id, else by client_order_id; OrderNotFound."""
         if order_id is not None:
-            if isinstance(order_id, str) and order_id.isdigit():
-                order_id = int(order_id)
-            if not isinstance(order_id, int) or isinstance(order_id, bool):
-                raise InvalidArgument("order_id must be a whole number", details={"argument": "order_id"})
             # The newest record with the id: a counter's ids start over, and the broker holds the newest.
             same_id = self.journal.orders_by_id(name, order_id)
             rec = same_id[-1] if same_id else None
+        elif cid is not None:
+            rec = self.journal.order_by_client_id(name, cid)
         else:
-            rec = self.journal.order_by_client_id(name, str(check_client_order_id(cid)))
+            raise InvalidArgument("give order_id or client_order_id", details={"argument": "order_id"})
         if rec is None:
             raise OrderNotFound("no such order on this account",
                                 details={"order_id": order_id, "client_order_id": cid})
         return rec
 
-    async def cancel_order(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def cancel_order(self, args: CancelArgs) -> dict[str, Any]:
         """Ask the broker to cancel an open order (cancels.py)."""
         return await self.cancels.cancel_order(args)
 
-    async def get_order(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self.account(args)
-        wait = opt_float(args, "wait_seconds", 0, 0, 60)
-        rec = self.find_order(name, args)
-        if wait > 0:
-            await self._wait_terminal(name, rec.client_order_id, wait)
-            rec = self.find_order(name, {"client_order_id": rec.client_order_id})
+    async def get_order(self, args: OrderLookupArgs) -> dict[str, Any]:
+        name, _ = self.account(args.account)
+        rec = self.find_order(name, args.order_id, args.client_order_id)
+        if args.wait_seconds > 0:
+            await self._wait_terminal(name, rec.client_order_id, args.wait_seconds)
+            rec = self.find_order(name, cid=rec.client_order_id)
         events = self.journal.events(name, 0, 1000, order_client_id=rec.client_order_id)
         return {"order": rec.to_wire(), "events": events, "journal_seq": self.journal.last_seq()}
 
-    async def get_orders(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self.account(args)
-        only = opt_bool(args, "cancelable_only")
+    async def get_orders(self, args: OrdersArgs) -> dict[str, Any]:
+        name, _ = self.account(args.account)
         recs = self.journal.orders(name, since=day_start(self.clock.now()))
-        if only:
+        if args.cancelable_only:
             recs = [r for r in recs if r.status in CANCELABLE]
         return {"orders": [r.to_wire() for r in recs]}
 
-    async def get_order_events(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self.account(args)
-        after = opt_int(args, "after_seq", 0, 0, 2**62)
-        limit = opt_int(args, "limit", 100, 1, 1000)
-        wait = opt_float(args, "wait_seconds", 0, 0, 60)
+    async def get_order_events(self, args: EventsArgs) -> dict[str, Any]:
+        name, _ = self.account(args.account)
+        after, limit, wait = args.after_seq, args.limit, args.wait_seconds
+        if after > MAX_SEQ:
+            # The model bounds after_seq below only; past SQLite's integers it is no seq at all.
+            raise InvalidArgument(f"after_seq must be a whole number from 0 to {MAX_SEQ}",
+                                  details={"argument": "after_seq"})
         events = self.journal.events(name, after, limit)
         if not events and wait > 0:
             with anyio.move_on_after(wait):
@@ -363,7 +349,7 @@ class WorkerService:
         return {"events": events, "next_seq": next_seq}
 
     async def latest_events(self, args: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self.account(args)
+        name, _ = self.account(args.get("account"))
         events = self.journal.latest_events(name, opt_int(args, "limit", 100, 1, 1000))
         return {"events": events, "next_seq": events[-1]["seq"] if events else 0}
 
@@ -371,12 +357,12 @@ class WorkerService:
         """A reader followed another journal (this one is new to it): record that in every account's
         events, so agents that follow by seq learn to re-read orders and positions."""
         prev = str(args.get("previous_journal_id", ""))[:32]
-        seen = opt_int(args, "last_seq", 0, 0, 2**62)
+        seen = opt_int(args, "last_seq", 0, 0, MAX_SEQ)
         msg = ("event history was interrupted: the worker's journal is not the one followed before "
                "(seq restarted); re-read orders, trades and positions")
         for name in self.cfg.accounts:
-            self.journal.append_event(name, iso(self.clock.now()), "gap", None, None,
-                                      {"message": msg, "previous_journal_id": prev, "previous_last_seq": seen})
+            self.journal.append(GapEvent(account=name, message=msg, previous_journal_id=prev, previous_last_seq=seen),
+                                self.clock.now())
         self.notify()
         return {"recorded": len(self.cfg.accounts)}
 

@@ -37,6 +37,7 @@ class SimBroker:
         self.market = SimMarket(seed, timeline=self.timeline, replay=replay)
         self.store = SimStore(state_path)
         self.counter = SimCounter(self.market, self.store, clock, fees, accounts)
+        self.fees = fees   # what the counter charges, so previews cost orders as fills will be
 
     def set_sink(self, sink: Sink) -> None:
         self.counter.set_sink(sink)

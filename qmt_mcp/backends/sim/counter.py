@@ -1,9 +1,11 @@
 """The simulated broker counter: paper accounts, order matching on the 5-level book, T+1, fees.
 
-Behaviour follows what xtquant reports for a real counter: an accepted order goes 48 → 50, fills
-move it to 55/56, a cancel goes 51 → 54 (or 52 → 53 after a partial fill), a refusal is 57 with a
-reason plus an order-error push. Pushes are emitted after the state change is saved, in the order
-order → trade → position → asset.
+Behaviour follows what xtquant reports for a real counter: an accepted order goes unreported →
+reported, fills move it to part_succ / succeeded, a cancel goes reported_cancel → canceled (or
+partsucc_cancel → part_cancel after a partial fill), a refusal is junk with a reason plus an
+order-error push. Pushes are emitted after the state change is saved, in the order order → trade →
+position → asset. The counter speaks the domain's statuses and order types; xtquant's numbers for
+them are the xtquant stand-in's (backends/xtq/simnative.py).
 
 On the exchange clock the counter keeps the sessions: orders of a call auction rest until it
 uncrosses at one price (09:25, 15:00), continuous matching runs only in the continuous auction,
@@ -18,33 +20,24 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from ...domain.codes import exchange_of
 from ...domain.errors import BrokerReject, ErrorCode, NotCancelable, OrderNotFound
 from ...domain.fees import compute_fees
 from ...domain.instruments import Instrument, cage_base, price_cage
 from ...domain.market import Quote
 from ...domain.money import yuan_text
-from ...domain.orders import MarketType, OrderRequest, Side
+from ...domain.orders import MARKET_TYPES, MarketType, OrderRequest, OrderType, Side
 from ...domain.sessions import ACCEPTS_CANCELS, CLOSING_UNCROSS, OPENING_UNCROSS, Phase, describe
-from ...domain.status import from_xt
+from ...domain.status import OrderStatus
 from ...domain.timeutil import CN_TZ, iso
 from ..port import AssetChanged, BrokerTrade, CancelFailed, OrderFailed, PositionChanged, TradeFilled
 from .ledger import Batch, PaperLedger
 from .ordertypes import Rest, after_sweep, limit_price, session_refusal
-from .paper import (
-    CANCELED,
-    JUNK,
-    OPEN_STATUSES,
-    PART_CANCEL,
-    PART_SUCC,
-    PARTSUCC_CANCEL,
-    REPORTED,
-    REPORTED_CANCEL,
-    SUCCEEDED,
-    UNREPORTED,
-    SimOrder,
-)
+from .paper import CANCEL_REFUSED, OPEN_STATUSES, ORDER_REFUSED, SimOrder
 from .store import PositionRow
 from .timeline import QUOTES_PER_MINUTE
+
+S = OrderStatus
 
 
 class SimCounter(PaperLedger):
@@ -70,7 +63,7 @@ class SimCounter(PaperLedger):
                 batch.positions.add((account_id, code))
         for o in list(self.open.values()):
             if o.account_id == account_id and o.day < today:
-                self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
+                self._set_status(o, S.PART_CANCEL if o.traded_volume else S.CANCELED, "expired at day end", batch)
 
     def _keep_sessions(self, batch: Batch) -> None:
         """Run the call auctions and the day end that the exchange clock has passed since last time."""
@@ -91,7 +84,8 @@ class SimCounter(PaperLedger):
             self._uncross(day, tl.minutes * QUOTES_PER_MINUTE - 1, batch)
             for o in list(self.open.values()):
                 if o.day <= key:
-                    self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "expired at day end", batch)
+                    self._set_status(o, S.PART_CANCEL if o.traded_volume else S.CANCELED, "expired at day end",
+                                     batch)
             batch.accounts.update(self.cash)
 
     def _uncross(self, day: date, index: int, batch: Batch) -> None:
@@ -109,7 +103,7 @@ class SimCounter(PaperLedger):
             room = {Side.BUY: printed if price != inst.up_limit else 0,
                     Side.SELL: printed if price != inst.down_limit else 0}
             for o in list(self.open.values()):
-                if o.code != code or o.status not in OPEN_STATUSES or o.price_type != 11:
+                if o.code != code or o.status not in OPEN_STATUSES or o.order_type is not OrderType.LIMIT:
                     continue
                 crosses = o.limit >= price if o.side is Side.BUY else o.limit <= price
                 qty = min(o.remaining, room[o.side])
@@ -121,6 +115,8 @@ class SimCounter(PaperLedger):
     def place(self, account_id: str, req: OrderRequest, inst: Instrument, remark: str) -> int:
         with self._lock:
             self._check_account(account_id)
+            if req.order_type is OrderType.MARKET:
+                _check_market_type(req)
             batch = Batch()
             self._roll_day(account_id, batch)
             self._keep_sessions(batch)
@@ -130,8 +126,7 @@ class SimCounter(PaperLedger):
             limit = limit_price(req, inst, quote)
             o = SimOrder(
                 order_id=self.next_order_id, account_id=account_id, code=req.code, name=inst.name,
-                side=req.side, volume=req.volume, price_type=req.price_type,
-                market_type=None if req.market_type is None else req.market_type.value,
+                side=req.side, volume=req.volume, order_type=req.order_type, market_type=req.market_type,
                 price=req.price or Decimal(0), limit=limit or Decimal(0), remark=remark,
                 time=iso(now), day=now.date().isoformat(),
             )
@@ -139,12 +134,12 @@ class SimCounter(PaperLedger):
             # Checked before the order joins the book, so it does not freeze its own cash or shares.
             refusal = session_refusal(o, phase) or self._refusal(o, inst, limit)
             self.orders[o.order_id] = o
-            self._set_status(o, UNREPORTED, "", batch)
+            self._set_status(o, S.UNREPORTED, "", batch)
             if refusal is not None:
-                self._set_status(o, JUNK, refusal, batch)
-                batch.events.append(OrderFailed(account_id, o.order_id, remark, -61, refusal))
+                self._set_status(o, S.JUNK, refusal, batch)
+                batch.events.append(OrderFailed(account_id, o.order_id, remark, ORDER_REFUSED, refusal))
             else:
-                self._set_status(o, REPORTED, "", batch)
+                self._set_status(o, S.REPORTED, "", batch)
                 if phase is Phase.CONTINUOUS:
                     self._match(o, quote, inst, batch)
                     self._after_market_sweep(o, batch)
@@ -156,7 +151,7 @@ class SimCounter(PaperLedger):
             return "停牌 suspended"
         if limit is None:
             return "no counter-party or own-side quote for this market order"
-        if not inst.within_limits(limit) and o.price_type == 11:
+        if not inst.within_limits(limit) and o.order_type is OrderType.LIMIT:
             return "price outside the daily limit"
         if o.side is Side.BUY:
             amount = limit * o.volume
@@ -170,24 +165,24 @@ class SimCounter(PaperLedger):
 
     def _after_market_sweep(self, o: SimOrder, batch: Batch) -> None:
         """What a market order does with volume the book could not fill at once (ordertypes)."""
-        if o.status not in OPEN_STATUSES or o.price_type == 11 or o.remaining == 0:
+        if o.status not in OPEN_STATUSES or o.order_type is OrderType.LIMIT or o.remaining == 0:
             return
         rest = after_sweep(o)
         if rest is Rest.AT_LAST_FILL:
             o.limit = o.last_fill
             batch.orders[o.order_id] = o
         elif rest is Rest.CANCELED:
-            self._set_status(o, PART_CANCEL if o.traded_volume else CANCELED, "remainder canceled", batch)
+            self._set_status(o, S.PART_CANCEL if o.traded_volume else S.CANCELED, "remainder canceled", batch)
 
     def _match(self, o: SimOrder, quote: Quote, inst: Instrument, batch: Batch) -> None:
         buy = o.side is Side.BUY
         levels = quote.asks if buy else quote.bids
         if not levels:
             return
-        if o.price_type == 11 and not self._inside_cage(o, quote, inst):
+        if o.order_type is OrderType.LIMIT and not self._inside_cage(o, quote, inst):
             return  # held by the exchange until the cage admits its price
         _, index = self.market.quote_index(quote.time)
-        fok = o.market_type == MarketType.FOK.value
+        fok = o.market_type is MarketType.FOK
         for price, qty in self.liquidity.take(o.code, index, levels, buy, o.limit, o.remaining, fok):
             self._fill(o, price, qty, inst, batch)
 
@@ -210,7 +205,7 @@ class SimCounter(PaperLedger):
         fees = charged.minus(o.charged)
         o.charged = charged
         fee = fees.total
-        self._set_status(o, SUCCEEDED if o.remaining == 0 else PART_SUCC, "", batch)
+        self._set_status(o, S.SUCCEEDED if o.remaining == 0 else S.PART_SUCC, "", batch)
         trade = BrokerTrade(
             account_id=o.account_id, trade_id=f"T{self.next_trade_no:08d}", order_id=o.order_id,
             remark=o.remark, code=o.code, side=o.side, price=price, volume=qty, amount=amount,
@@ -242,23 +237,23 @@ class SimCounter(PaperLedger):
             self._keep_sessions(batch)
             phase = self._phase()
             if o.status not in OPEN_STATUSES:
-                msg = f"order {order_id} is {from_xt(o.status).value} and cannot be canceled"
-                batch.events.append(CancelFailed(account_id, order_id, -1, msg))
+                msg = f"order {order_id} is {o.status.value} and cannot be canceled"
+                batch.events.append(CancelFailed(account_id, order_id, CANCEL_REFUSED, msg))
                 self._commit(batch)
                 raise NotCancelable(msg)
             if phase not in ACCEPTS_CANCELS:
                 msg = f"撤单被拒 {describe(phase)}"
-                batch.events.append(CancelFailed(account_id, order_id, -1, msg))
+                batch.events.append(CancelFailed(account_id, order_id, CANCEL_REFUSED, msg))
                 self._commit(batch)
                 if phase in (Phase.CLOSED, Phase.LUNCH_BREAK):
                     raise BrokerReject(msg, code=ErrorCode.MARKET_CLOSED, state_changed="no")
                 raise NotCancelable(msg, details={"phase": phase.value})
             if o.traded_volume:
-                self._set_status(o, PARTSUCC_CANCEL, "", batch)
-                self._set_status(o, PART_CANCEL, "canceled", batch)
+                self._set_status(o, S.PARTSUCC_CANCEL, "", batch)
+                self._set_status(o, S.PART_CANCEL, "canceled", batch)
             else:
-                self._set_status(o, REPORTED_CANCEL, "", batch)
-                self._set_status(o, CANCELED, "canceled", batch)
+                self._set_status(o, S.REPORTED_CANCEL, "", batch)
+                self._set_status(o, S.CANCELED, "canceled", batch)
             self._commit(batch)
 
     def poll(self) -> None:
@@ -284,3 +279,13 @@ class SimCounter(PaperLedger):
             self.liquidity.forget_before(located[1])
             if batch.events or batch.accounts:
                 self._commit(batch)
+
+
+def _check_market_type(req: OrderRequest) -> None:
+    """A market order type the code's exchange does not have is refused before it reaches the book
+    (the worker's parser refuses it first; this is an order typed at the counter)."""
+    exchange = exchange_of(req.code)
+    market_type = req.market_type or MarketType.BEST5_CANCEL
+    if (exchange, market_type) not in MARKET_TYPES:
+        raise BrokerReject(f"{market_type.value} market orders are not available on {exchange.value}",
+                           code=ErrorCode.ORDER_TYPE_UNSUPPORTED, state_changed="no")

@@ -21,10 +21,11 @@ from ...domain.errors import BrokerReject, ErrorCode, StateUnwritable
 from ...domain.fees import FeeSchedule, compute_fees
 from ...domain.money import round_fen
 from ...domain.orders import Side
+from ...domain.status import OrderStatus
 from ..port import Asset, BrokerEvent, BrokerOrder, BrokerTrade, OrderUpdated, Position, Sink
 from .liquidity import Liquidity
 from .market import SimMarket
-from .paper import OPEN_STATUSES, PaperAccount, SimOrder, trade_from_row, trade_row
+from .paper import BOOK_OPEN_STATUSES, OPEN_STATUSES, PaperAccount, SimOrder, trade_from_row, trade_row
 from .store import PositionRow, SimStore
 
 
@@ -97,7 +98,7 @@ class PaperLedger:
         self.open: dict[int, SimOrder] = {}
         self._frozen_of: dict[int, tuple[int, Decimal, Decimal]] = {}   # id -> (traded, limit, frozen)
         today = self._today().isoformat()   # a counter shows today's orders and trades, and what is open
-        for row in self.store.load_orders(today, frozenset(OPEN_STATUSES)):
+        for row in self.store.load_orders(today, BOOK_OPEN_STATUSES):
             o = SimOrder.from_row(row)
             self.orders[o.order_id] = o
             if o.status in OPEN_STATUSES:
@@ -148,7 +149,7 @@ class PaperLedger:
         locked = p.today_bought if t_plus else 0
         return max(0, p.volume - locked - self._frozen_volume(account_id, code))
 
-    def _set_status(self, o: SimOrder, status: int, msg: str, batch: Batch) -> None:
+    def _set_status(self, o: SimOrder, status: OrderStatus, msg: str, batch: Batch) -> None:
         o.status = status
         o.status_msg = msg
         if status in OPEN_STATUSES:

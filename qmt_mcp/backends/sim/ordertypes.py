@@ -13,7 +13,7 @@ from enum import Enum
 
 from ...domain.instruments import Instrument
 from ...domain.market import Quote
-from ...domain.orders import FIX_PRICE, MarketType, OrderRequest, OrderType, Side, takes_protective_price
+from ...domain.orders import MarketType, OrderRequest, OrderType, Side, takes_protective_price
 from ...domain.sessions import ACCEPTS_ORDERS, Phase, describe
 from .paper import SimOrder
 
@@ -52,7 +52,7 @@ def limit_price(req: OrderRequest, inst: Instrument, quote: Quote) -> Decimal | 
 def session_refusal(o: SimOrder, phase: Phase) -> str | None:
     if phase not in ACCEPTS_ORDERS:
         return f"非交易时间 {describe(phase)}"
-    if o.price_type != FIX_PRICE and phase is not Phase.CONTINUOUS:
+    if o.order_type is OrderType.MARKET and phase is not Phase.CONTINUOUS:
         return "集合竞价不接受市价委托 market orders are taken only in the continuous auction"
     return None
 
@@ -60,8 +60,8 @@ def session_refusal(o: SimOrder, phase: Phase) -> str | None:
 def after_sweep(o: SimOrder) -> Rest:
     """What a market order does with volume the book could not fill at once."""
     mt = o.market_type
-    if mt in (MarketType.COUNTERPARTY_BEST.value, MarketType.OWN_BEST.value):
+    if mt in (MarketType.COUNTERPARTY_BEST, MarketType.OWN_BEST):
         return Rest.STAYS
-    if mt == MarketType.BEST5_LIMIT.value and o.traded_volume:
+    if mt is MarketType.BEST5_LIMIT and o.traded_volume:
         return Rest.AT_LAST_FILL
     return Rest.CANCELED

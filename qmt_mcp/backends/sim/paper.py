@@ -1,5 +1,6 @@
-"""Paper-account values of the simulated counter: xtquant's status codes, how an account starts,
-an order as the counter keeps it, and the stored form of trades."""
+"""Paper-account values of the simulated counter: how an account starts, an order as the counter
+keeps it (in the domain's statuses and order types, as the whole simulator speaks), and the stored
+form of orders and trades."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from typing import Any
 
 from ...domain.codes import board_of
 from ...domain.fees import Fees, split_fees
-from ...domain.orders import Side
-from ...domain.status import from_xt
+from ...domain.orders import MarketType, OrderType, Side
+from ...domain.status import OrderStatus
 from ...domain.timeutil import iso
 from ..port import BrokerOrder, BrokerTrade, FeeDetail
+from ..xtq import constants as legacy_codes
 
-# xtquant order status codes used by the counter.
-UNREPORTED, REPORTED, REPORTED_CANCEL, PARTSUCC_CANCEL = 48, 50, 51, 52
-PART_CANCEL, CANCELED, PART_SUCC, SUCCEEDED, JUNK = 53, 54, 55, 56, 57
-OPEN_STATUSES = {UNREPORTED, REPORTED, PART_SUCC}
+S = OrderStatus
+# The statuses an order on the counter's book may still trade (or be canceled) in.
+OPEN_STATUSES = frozenset({S.UNREPORTED, S.REPORTED, S.PART_SUCC})
+# How an open order's status is written in the book: its name, or (a book written while the counter
+# kept xtquant's codes) its code, so such a book's open orders are still found at start.
+BOOK_OPEN_STATUSES: frozenset[str | int] = frozenset(
+    {*(s.value for s in OPEN_STATUSES), *(legacy_codes.STATUS_XT[s] for s in OPEN_STATUSES)})
+# The counter's error ids in its refusal pushes (a real counter numbers its refusals; these are ours).
+ORDER_REFUSED = -61
+CANCEL_REFUSED = -1
 NO_FEES = Fees(Decimal(0), Decimal(0), Decimal(0))
 
 
@@ -39,14 +47,14 @@ class SimOrder:
     name: str
     side: Side
     volume: int
-    price_type: int
-    market_type: str | None
+    order_type: OrderType
+    market_type: MarketType | None
     price: Decimal        # as submitted (protective price for SH/BJ market orders, 0 if none)
     limit: Decimal        # the price the order may trade at, at worst
     remark: str
     time: str
     day: str
-    status: int = UNREPORTED
+    status: OrderStatus = OrderStatus.UNREPORTED
     status_msg: str = ""
     traded_volume: int = 0
     traded_amount: Decimal = Decimal(0)
@@ -65,9 +73,10 @@ class SimOrder:
         return {
             "order_id": self.order_id, "account_id": self.account_id, "code": self.code,
             "name": self.name, "side": self.side.value, "volume": self.volume,
-            "price_type": self.price_type, "market_type": self.market_type, "price": str(self.price),
+            "order_type": self.order_type.value,
+            "market_type": None if self.market_type is None else self.market_type.value, "price": str(self.price),
             "limit": str(self.limit), "remark": self.remark, "time": self.time, "day": self.day,
-            "status": self.status, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
+            "status": self.status.value, "status_msg": self.status_msg, "traded_volume": self.traded_volume,
             "traded_amount": str(self.traded_amount), "fees_charged": str(self.fees_charged),
             "commission_charged": str(self.charged.commission), "stamp_duty_charged": str(self.charged.stamp_duty),
             "last_fill": str(self.last_fill),
@@ -75,11 +84,13 @@ class SimOrder:
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> SimOrder:
+        order_type, status = _types(r)
         return cls(
             order_id=r["order_id"], account_id=r["account_id"], code=r["code"], name=r["name"],
-            side=Side(r["side"]), volume=r["volume"], price_type=r["price_type"],
-            market_type=r["market_type"], price=Decimal(r["price"]), limit=Decimal(r["limit"]),
-            remark=r["remark"], time=r["time"], day=r["day"], status=r["status"],
+            side=Side(r["side"]), volume=r["volume"], order_type=order_type,
+            market_type=None if r["market_type"] is None else MarketType(r["market_type"]),
+            price=Decimal(r["price"]), limit=Decimal(r["limit"]),
+            remark=r["remark"], time=r["time"], day=r["day"], status=status,
             status_msg=r["status_msg"], traded_volume=r["traded_volume"],
             traded_amount=Decimal(r["traded_amount"]), charged=_charged(r),
             last_fill=Decimal(r.get("last_fill", "0")),
@@ -88,11 +99,20 @@ class SimOrder:
     def to_broker(self) -> BrokerOrder:
         return BrokerOrder(
             account_id=self.account_id, order_id=self.order_id, code=self.code, name=self.name,
-            side=self.side, volume=self.volume, price_type=self.price_type, price=self.price,
-            traded_volume=self.traded_volume, traded_amount=self.traded_amount,
-            status=from_xt(self.status), status_msg=self.status_msg, remark=self.remark,
+            side=self.side, volume=self.volume, order_type=self.order_type, market_type=self.market_type,
+            price=self.price, traded_volume=self.traded_volume, traded_amount=self.traded_amount,
+            status=self.status, status_msg=self.status_msg, remark=self.remark,
             time=datetime.fromisoformat(self.time),
         )
+
+
+def _types(r: dict[str, Any]) -> tuple[OrderType, OrderStatus]:
+    """A stored order's type and status. A row written while the counter kept xtquant's codes (a
+    `price_type` and a numeric `status`) is read through xtquant's own tables, the one place those
+    numbers are written; nothing writes such a row any more."""
+    if "order_type" in r:
+        return OrderType(r["order_type"]), OrderStatus(r["status"])
+    return legacy_codes.order_type_of(r["price_type"]), legacy_codes.from_xt(r["status"])
 
 
 def _charged(r: dict[str, Any]) -> Fees:

@@ -97,13 +97,16 @@ class SimStore:
         # A position from before fill costs were kept has only its cost basis, fees included.
         return {c: PositionRow(v, t, Decimal(cost), Decimal(fill or cost)) for c, v, t, cost, fill in rows}
 
-    def load_orders(self, since_day: str = "", statuses: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
-        """Orders of `since_day` (ISO date) and later, and orders in one of `statuses`, by id. A counter
-        lists today's orders; holding every earlier one in memory made start-up grow with the book."""
+    def load_orders(
+        self, since_day: str = "", statuses: frozenset[str | int] = frozenset()
+    ) -> list[dict[str, Any]]:
+        """Orders of `since_day` (ISO date) and later, and orders whose stored status is one of
+        `statuses`, by id. A counter lists today's orders; holding every earlier one in memory made
+        start-up grow with the book."""
         marks = ",".join("?" * len(statuses)) or "NULL"
         # Sorted here: told to ORDER BY the key, SQLite would walk the whole table instead of the indexes.
         sql = f"SELECT order_id, data FROM orders WHERE {_DAY} >= ? OR {_STATUS} IN ({marks})"  # noqa: S608
-        rows = sorted(self._db.execute(sql, (since_day, *sorted(statuses))).fetchall())
+        rows = sorted(self._db.execute(sql, (since_day, *sorted(statuses, key=str))).fetchall())
         return [json.loads(data) for _, data in rows]
 
     def load_trades(self, since_day: str = "") -> list[dict[str, Any]]:

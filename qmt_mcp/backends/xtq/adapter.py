@@ -19,23 +19,25 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from ...clock import Clock
 from ...config import Config
 from ...domain.errors import BrokerReject, ErrorCode, QmtError, SubmitIndeterminate, Unavailable
+from ...domain.events import AccountStatus
 from ...domain.instruments import Instrument
 from ...domain.market import Bar, Quote
-from ...domain.orders import OrderRequest, Side
+from ...domain.orders import OrderRequest
 from ...domain.sessions import Phase
 from ...domain.timeutil import iso
 from ..port import (
+    AccountStatusChanged,
     Asset,
     AssetChanged,
     BrokerEvent,
@@ -49,15 +51,16 @@ from ..port import (
     PositionChanged,
     Sink,
     TradeFilled,
+    TraderDisconnected,
 )
 from . import translate
 from .breaker import Breakers
+from .constants import ACCOUNT_STATUS, ACCOUNT_TYPES, FAILED, OK, ORDER_TYPES, SECURITY_ACCOUNT, xt_price_type
 from .loader import load_xttrader
 from .xtdata_source import XtDataSource
 
 log = logging.getLogger("qmt_mcp.xtquant")
-STOCK_BUY, STOCK_SELL = 23, 24
-ACCOUNT_TYPES = {"STOCK": 2, "CREDIT": 3}
+T = TypeVar("T")
 # xttrader's XtQuantTrader restores an event loop in __del__ that it only saved on the main thread;
 # ours live on the broker thread, so they are kept until the process ends instead of being collected.
 _RETIRED: list[Any] = []
@@ -94,6 +97,9 @@ class XtQuantBroker:
         self.qmt_path = qmt_path
         self.accounts = {a.account_id: ACCOUNT_TYPES[a.account_type] for a in cfg.accounts.values()}
         self.breakers = Breakers(cfg.xtquant.breaker_failures, cfg.xtquant.breaker_cooldown_s)
+        # xttrader has no call that tells an account's commission schedule: previews use the configured
+        # one ([sim] commission_rate, commission_min), set to match what the broker charges.
+        self.fees = cfg.sim.fee_schedule()
         self.state = TraderState()
         self.subscribed: set[str] = set()
         self._sink: Sink | None = None
@@ -163,13 +169,13 @@ class XtQuantBroker:
         try:
             trader, rc = await self._run(build, self.cfg.worker.call_timeout_s)
         except QmtError as exc:
-            rc, trader = -1, None
+            rc, trader = FAILED, None
             log.warning("xtquant connect did not answer: %s", exc.message)
-        old, self._trader = self._trader, trader if rc == 0 else None
+        old, self._trader = self._trader, trader if rc == OK else None
         if old is not None:
             _RETIRED.append(old)
         now = self.clock.now()
-        if rc != 0:
+        if rc != OK:
             if trader is not None:
                 _RETIRED.append(trader)
             log.warning("xtquant connect to %s failed (%s); retrying in %.0f s", self.qmt_path, rc, self._backoff_s)
@@ -187,13 +193,17 @@ class XtQuantBroker:
     def on_disconnected(self) -> None:
         """From xtquant's thread: mark the trader lost; the next poll reconnects, with backoff."""
         def mark() -> None:
-            self.state.state, self.state.last_disconnect_at = "lost", self.clock.now()
+            now, was_alive = self.clock.now(), self.state.state == "alive"
+            self.state.state, self.state.last_disconnect_at = "lost", now
             self._signal()
             self._retry_at = self.clock.now()
             for fut in list(self._pending.values()):
                 if not fut.done():
                     fut.set_exception(_Lost())
             self._pending.clear()
+            if was_alive:   # one event per drop, however many times xtquant reports it
+                self.push(TraderDisconnected(tuple(self.accounts), now, "the connection to miniQMT dropped "
+                                             "(xtquant on_disconnected); reconnecting"))
         if self._loop is not None:
             self._loop.call_soon_threadsafe(mark)
 
@@ -251,12 +261,6 @@ class XtQuantBroker:
         `send(trader, on_answer)` issues the request on the broker thread and returns the request's
         seq when the answer is routed by seq (orders, cancels), or None when xtquant calls `on_answer`
         itself (queries)."""
-        breaker = self.breakers.get(api)
-        now = self.clock.now()
-        if not breaker.allow(now):
-            raise Unavailable(f"{api} is failing repeatedly; calls are refused for a while",
-                              code=ErrorCode.CIRCUIT_OPEN, details={"api": api})
-        trader = self._trader_or_raise()
         answer: Future[Any] = Future()
         sent: list[int] = []
 
@@ -264,7 +268,7 @@ class XtQuantBroker:
             if not answer.done():
                 answer.set_result(value)
 
-        def issue() -> None:
+        def issue(trader: Any) -> None:
             seq = send(trader, on_answer)
             if seq is None:
                 return
@@ -275,25 +279,45 @@ class XtQuantBroker:
                 else:
                     self._pending[seq] = answer
 
-        try:
-            with anyio.fail_after(deadline):
-                await asyncio.wrap_future(self._thread.submit(issue))
-                value = await asyncio.wrap_future(answer)
-        except TimeoutError:
-            breaker.failure(self.clock.now())
+        async def exchange() -> Any:
+            trader = self._trader_or_raise()   # checked after the breaker, which answers first
+            await asyncio.wrap_future(self._thread.submit(issue, trader))
+            return await asyncio.wrap_future(answer)
+
+        def missed() -> QmtError:
             with self._lock:   # a late answer, if one ever comes, has no one to wake
                 for seq in sent:
                     self._pending.pop(seq, None)
             if submit:
-                raise SubmitIndeterminate(f"xtquant did not answer {api} in time; its outcome is unknown until "
-                                          "reconciliation", details={"api": api}) from None
-            raise Unavailable(f"xtquant did not answer {api} in time", code=ErrorCode.TIMEOUT,
-                              details={"api": api}) from None
+                return SubmitIndeterminate(f"xtquant did not answer {api} in time; its outcome is unknown until "
+                                           "reconciliation", details={"api": api})
+            return Unavailable(f"xtquant did not answer {api} in time", code=ErrorCode.TIMEOUT, details={"api": api})
+
+        try:
+            return await self._guarded(api, deadline, exchange, missed)
         except _Lost:
+            # Not the API's fault: the breaker neither opens nor closes on a dropped connection.
             if submit:
                 raise SubmitIndeterminate(f"the connection to miniQMT dropped during {api}; its outcome is "
                                           "unknown until reconciliation", details={"api": api}) from None
             raise Unavailable("the connection to miniQMT dropped", code=ErrorCode.TRADER_DISCONNECTED) from None
+
+    async def _guarded(self, api: str, deadline: float, call: Callable[[], Awaitable[T]],
+                       missed: Callable[[], QmtError]) -> T:
+        """`call()` within `deadline` seconds, under `api`'s circuit breaker: refused at once while the
+        breaker is open (CIRCUIT_OPEN); a missed deadline counts against the breaker and raises what
+        `missed()` says the miss means (it also forgets the call); an answer in time closes it. Every
+        broker call with a deadline goes through here, trading (`_request`) and market data (`_read`)."""
+        breaker = self.breakers.get(api)
+        if not breaker.allow(self.clock.now()):
+            raise Unavailable(f"{api} is failing repeatedly; calls are refused for a while",
+                              code=ErrorCode.CIRCUIT_OPEN, details={"api": api})
+        try:
+            with anyio.fail_after(deadline):
+                value = await call()
+        except TimeoutError:
+            breaker.failure(self.clock.now())
+            raise missed() from None
         breaker.success()
         return value
 
@@ -302,7 +326,7 @@ class XtQuantBroker:
         if account_id not in self.accounts:
             raise BrokerReject(f"account {account_id[-4:]} is not configured", code=ErrorCode.UNKNOWN_ACCOUNT)
         xttype = _xttype()
-        acc = xttype.StockAccount(account_id, "STOCK" if self.accounts[account_id] == 2 else "CREDIT")
+        acc = xttype.StockAccount(account_id, "STOCK" if self.accounts[account_id] == SECURITY_ACCOUNT else "CREDIT")
         if account_id not in self.subscribed:
             def send(trader: Any, on_answer: Callable[[Any], None]) -> int | None:
                 req = self._xttrader._XTQC_.SubscribeReq()
@@ -311,7 +335,7 @@ class XtQuantBroker:
                 trader.common_op_async_with_seq(seq, (trader.async_client.subscribeWithSeq, seq, req), on_answer)
                 return None
             rc = await self._request("subscribe", send, self.cfg.worker.call_timeout_s)
-            if rc != 0:
+            if rc != OK:
                 raise Unavailable(f"miniQMT refused to subscribe account {account_id[-4:]} ({rc})",
                                   code=ErrorCode.TRADER_DISCONNECTED)
             self.subscribed.add(account_id)
@@ -322,8 +346,9 @@ class XtQuantBroker:
         acc = await self._account(account_id)
 
         def send(trader: Any, _: Callable[[Any], None]) -> int | None:
-            seq = trader.order_stock_async(acc, req.code, STOCK_BUY if req.side is Side.BUY else STOCK_SELL,
-                                           req.volume, req.price_type, float(req.price or 0), "qmt-mcp", remark)
+            seq = trader.order_stock_async(acc, req.code, ORDER_TYPES[req.side], req.volume,
+                                           xt_price_type(req.order_type, req.market_type, req.code),
+                                           float(req.price or 0), "qmt-mcp", remark)
             return int(seq)
 
         deadline = self.cfg.worker.submit_timeout_s * 0.9
@@ -341,7 +366,7 @@ class XtQuantBroker:
             return int(trader.cancel_order_stock_async(acc, order_id))
 
         resp = await self._request("cancel_order_stock", send, self.cfg.worker.call_timeout_s * 0.9, submit=True)
-        if int(resp.cancel_result) != 0:
+        if int(resp.cancel_result) != OK:
             msg = translate.clean(getattr(resp, "error_msg", "")) or "miniQMT refused the cancel"
             raise BrokerReject(msg, code=ErrorCode.NOT_CANCELABLE)
 
@@ -374,19 +399,13 @@ class XtQuantBroker:
 
     # ----- market data through xtdata, each API with its deadline and breaker
     async def _read(self, api: str, fn: Callable[[], Any]) -> Any:
-        breaker = self.breakers.get(api)
-        if not breaker.allow(self.clock.now()):
-            raise Unavailable(f"{api} is failing repeatedly; calls are refused for a while",
-                              code=ErrorCode.CIRCUIT_OPEN, details={"api": api})
-        try:
-            with anyio.fail_after(self.cfg.worker.call_timeout_s):
-                value = await asyncio.wrap_future(self._data_pool.submit(fn))
-        except TimeoutError:
-            breaker.failure(self.clock.now())
-            raise Unavailable(f"xtdata did not answer {api} in time", code=ErrorCode.TIMEOUT,
-                              details={"api": api}) from None
-        breaker.success()
-        return value
+        async def call() -> Any:
+            return await asyncio.wrap_future(self._data_pool.submit(fn))
+
+        def missed() -> QmtError:
+            return Unavailable(f"xtdata did not answer {api} in time", code=ErrorCode.TIMEOUT, details={"api": api})
+
+        return await self._guarded(api, self.cfg.worker.call_timeout_s, call, missed)
 
     async def instrument(self, code: str) -> Instrument:
         inst: Instrument = await self._read("get_instrument_detail", lambda: self.data.instrument(code))
@@ -436,7 +455,9 @@ class _Callback:
         self.broker.on_disconnected()
 
     def on_account_status(self, status: Any) -> None:
-        log.info("account %s status %s", str(status.account_id)[-4:], status.status)
+        word = ACCOUNT_STATUS.get(status.status, AccountStatus.UNKNOWN)
+        log.info("account %s status %s (%s)", str(status.account_id)[-4:], status.status, word.value)
+        self.broker.push(AccountStatusChanged(str(status.account_id), word))
 
     def on_stock_order(self, order: Any) -> None:
         self.broker.push(OrderUpdated(translate.order(order)))
@@ -452,10 +473,10 @@ class _Callback:
 
     def on_order_error(self, e: Any) -> None:
         self.broker.push(OrderFailed(str(e.account_id), int(e.order_id), translate.remark(e.order_remark),
-                                     int(e.error_id or -1), translate.clean(e.error_msg)))
+                                     int(e.error_id or FAILED), translate.clean(e.error_msg)))
 
     def on_cancel_error(self, e: Any) -> None:
-        self.broker.push(CancelFailed(str(e.account_id), int(e.order_id), int(e.error_id or -1),
+        self.broker.push(CancelFailed(str(e.account_id), int(e.order_id), int(e.error_id or FAILED),
                                       translate.clean(e.error_msg)))
 
     def on_order_stock_async_response(self, resp: Any) -> None:

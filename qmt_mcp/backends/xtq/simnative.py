@@ -21,9 +21,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from ...domain.codes import exchange_of
 from ...domain.errors import BrokerReject, QmtError
-from ...domain.orders import FIX_PRICE, MARKET_PRICE_TYPES, OrderRequest, OrderType, Side
-from ...domain.status import STATUS_XT
+from ...domain.orders import OrderRequest, OrderType, Side
+from ...domain.status import OrderStatus
 from ..port import (
     AssetChanged,
     BrokerEvent,
@@ -36,7 +37,25 @@ from ..port import (
     TradeFilled,
 )
 from ..sim.broker import SimBroker
-from ..sim.paper import JUNK
+from ..sim.paper import ORDER_REFUSED
+from .constants import (
+    ACCOUNT_STATUS_OK,
+    DIRECTION_FLAG_LONG,
+    FAILED,
+    FIX_PRICE,
+    MARKETS,
+    OFFSET_FLAG_CLOSE,
+    OFFSET_FLAG_OPEN,
+    OK,
+    ORDER_JUNK,
+    ORDER_TYPES,
+    SECURITY_ACCOUNT,
+    SH_MARKET,
+    STATUS_XT,
+    STOCK_BUY,
+    market_type_of,
+    xt_price_type,
+)
 
 REQUEST_STRUCTS = (
     "SubscribeReq", "UnsubscribeReq", "OrderStockReq", "CancelOrderStockReq", "QueryAccountInfosReq",
@@ -51,9 +70,6 @@ REQUEST_STRUCTS = (
 )
 
 log = logging.getLogger(__name__)
-SECURITY_ACCOUNT, STOCK_BUY, STOCK_SELL = 2, 23, 24
-# The counter reads a market order's type back from its xtconstant price type (the domain's table).
-_MARKET_BY_PRICE_TYPE = {pt: mt for (_, mt), pt in MARKET_PRICE_TYPES.items()}
 
 
 class _Struct:
@@ -123,6 +139,13 @@ class SimNative:
         for client in list(self.clients):
             client.drop_connection()
 
+    def report_account_status(self, account_id: str, status: int) -> None:
+        """The counter reports an account's state (an xtconstant ACCOUNT_STATUS_* number, e.g. 6 after
+        the close): every connected client hears OnUpdateAccountStatus, as from miniQMT."""
+        push = SimpleNamespace(m_strAccountID=account_id, m_nAccountType=SECURITY_ACCOUNT, m_nStatus=status)
+        for client in list(self.clients):
+            client._emit("OnUpdateAccountStatusCallback", push)
+
     def register(self) -> str:
         """The `qmt_path` under which xttrader reaches this simulator (xttrader is imported once per
         process, so one stand-in module serves every simulator by path)."""
@@ -165,10 +188,10 @@ class XtQuantAsyncClientBase:
     def connect(self) -> int:
         mode = self.native.faults.take("connect")
         if mode == "refuse":
-            return -1
+            return FAILED
         self.connected = True
         self.native.clients.append(self)
-        return 0
+        return OK
 
     def setTimeout(self, ms: int) -> None:
         self.timeout_ms = ms
@@ -229,11 +252,11 @@ class XtQuantAsyncClientBase:
         ok = self.connected and req.m_strAccountID in self.native.broker.counter.cash
         if ok:
             self.native.connected_accounts.add(req.m_strAccountID)
-        self._answer("subscribe", seq, "OnSubscribeRespCallback", 0 if ok else -1)
+        self._answer("subscribe", seq, "OnSubscribeRespCallback", OK if ok else FAILED)
 
     def unsubscribeWithSeq(self, seq: int, req: Any) -> None:
         self.native.connected_accounts.discard(req.m_strAccountID)
-        self._answer("unsubscribe", seq, "OnUnsubscribeRespCallback", 0)
+        self._answer("unsubscribe", seq, "OnUnsubscribeRespCallback", OK)
 
     def orderStockWithSeq(self, seq: int, req: Any) -> None:
         mode = self.native.faults.take("orderStock")
@@ -242,7 +265,7 @@ class XtQuantAsyncClientBase:
                 self._place(seq, req)   # the counter takes it; the answer is lost on the way back
             return
         if mode == "reject":
-            self._emit("OnOrderStockRespCallback", seq, _order_resp(req, -1, "委托失败 refused by fault script"))
+            self._emit("OnOrderStockRespCallback", seq, _order_resp(req, FAILED, "委托失败 refused by fault script"))
             return
         if mode == "error_after_accept":
             self._accept_then_refuse(seq, req)
@@ -256,7 +279,7 @@ class XtQuantAsyncClientBase:
             self._emit("OnOrderStockRespCallback", seq, resp)
 
     def _accept_then_refuse(self, seq: int, req: Any) -> None:
-        """The counter gives an order id, then refuses the order: an order push with status 57 and an
+        """The counter gives an order id, then refuses the order: an order push with status junk and an
         order-error push (the order error waits in xttrader until the response is handled)."""
         counter = self.native.broker.counter
         with counter._lock:
@@ -268,11 +291,11 @@ class XtQuantAsyncClientBase:
             account_type=SECURITY_ACCOUNT, account_id=req.m_strAccountID, stock_code=req.m_strStockCode,
             order_id=order_id, order_sysid="", order_time=int(self.native.broker.clock.now().timestamp()),
             order_type=req.m_nOrderType, order_volume=req.m_nOrderVolume, price_type=req.m_nPriceType,
-            price=req.m_dPrice, traded_volume=0, traded_price=0.0, order_status=JUNK, status_msg=msg,
-            strategy_name=req.m_strStrategyName, order_remark=req.m_strOrderRemark, direction=48, offset_flag=48,
-            secu_account="", instrument_name=""))
+            price=req.m_dPrice, traded_volume=0, traded_price=0.0, order_status=ORDER_JUNK, status_msg=msg,
+            strategy_name=req.m_strStrategyName, order_remark=req.m_strOrderRemark, direction=DIRECTION_FLAG_LONG,
+            offset_flag=OFFSET_FLAG_OPEN, secu_account="", instrument_name=""))
         self._emit("OnOrderErrorCallback", SimpleNamespace(
-            account_type=SECURITY_ACCOUNT, account_id=req.m_strAccountID, order_id=order_id, error_id=-61,
+            account_type=SECURITY_ACCOUNT, account_id=req.m_strAccountID, order_id=order_id, error_id=ORDER_REFUSED,
             error_msg=msg, strategy_name=req.m_strStrategyName, order_remark=req.m_strOrderRemark, seq=seq))
 
     def _place(self, seq: int, req: Any) -> tuple[int, str]:
@@ -284,9 +307,9 @@ class XtQuantAsyncClientBase:
                 self.native._order_seq[counter.next_order_id] = seq
                 order_id = counter.place(req.m_strAccountID, order, inst, req.m_strOrderRemark)
         except QmtError as exc:
-            return -1, exc.message
+            return FAILED, exc.message
         status = counter.orders[order_id].status
-        return order_id, counter.orders[order_id].status_msg if status == JUNK else ""
+        return order_id, counter.orders[order_id].status_msg if status is OrderStatus.JUNK else ""
 
     def cancelOrderStockWithSeq(self, seq: int, req: Any) -> None:
         mode = self.native.faults.take("cancelOrderStock")
@@ -295,9 +318,9 @@ class XtQuantAsyncClientBase:
         order_id = int(req.m_nOrderID)
         try:
             self.native.broker.counter.cancel(req.m_strAccountID, order_id)
-            result, msg = 0, ""
+            result, msg = OK, ""
         except QmtError as exc:
-            result, msg = -1, exc.message
+            result, msg = FAILED, exc.message
         self._emit("OnCancelOrderStockRespCallback", seq, SimpleNamespace(
             m_strAccountID=req.m_strAccountID, m_nCancelResult=result, m_nOrderID=order_id,
             m_strOrderSysID=str(order_id), m_strErrorMsg=msg))
@@ -330,13 +353,13 @@ class XtQuantAsyncClientBase:
         self._answer("queryStockPositions", seq, "OnQueryStockPositionsCallback", out)
 
     def queryAccountInfosWithSeq(self, seq: int, req: Any) -> None:
-        infos = [SimpleNamespace(account_type=SECURITY_ACCOUNT, account_id=acc, broker_type=2, platform_id=0,
-                                 account_classification=0, login_status=0)
+        infos = [SimpleNamespace(account_type=SECURITY_ACCOUNT, account_id=acc, broker_type=SECURITY_ACCOUNT,
+                                 platform_id=0, account_classification=0, login_status=ACCOUNT_STATUS_OK)
                  for acc in self.native.broker.counter.cash]
         self._answer("queryAccountInfos", seq, "OnQueryAccountInfosCallback", infos)
 
     def queryAccountStatusWithSeq(self, seq: int, req: Any) -> None:
-        status = [SimpleNamespace(account_type=SECURITY_ACCOUNT, account_id=acc, status=0)
+        status = [SimpleNamespace(account_type=SECURITY_ACCOUNT, account_id=acc, status=ACCOUNT_STATUS_OK)
                   for acc in self.native.broker.counter.cash]
         self._answer("queryAccountStatus", seq, "OnQueryAccountStatusCallback", status)
 
@@ -368,9 +391,11 @@ class XtQuantAsyncClientBase:
                 error_id=ev.error_id, error_msg=ev.message, strategy_name="qmt-mcp", order_remark=ev.remark,
                 seq=native._order_seq.get(ev.order_id, 0)))
         elif isinstance(ev, CancelFailed):
+            order = native.broker.counter.orders.get(ev.order_id)
             self._emit("OnCancelErrorCallback", SimpleNamespace(
                 account_type=SECURITY_ACCOUNT, account_id=ev.account_id, order_id=ev.order_id,
-                market=0, order_sysid=str(ev.order_id), error_id=ev.error_id, error_msg=ev.message))
+                market=SH_MARKET if order is None else MARKETS[exchange_of(order.code)],
+                order_sysid=str(ev.order_id), error_id=ev.error_id, error_msg=ev.message))
 
 
 _REGISTRY: dict[bytes, SimNative] = {}
@@ -399,35 +424,44 @@ def _order_resp(req: Any, order_id: int, error: str) -> SimpleNamespace:
 
 
 def _order_request(req: Any) -> OrderRequest:
+    """The order xttrader sent, in the counter's terms (the domain's): its price type read back into
+    an order type and a market type."""
     side = Side.BUY if req.m_nOrderType == STOCK_BUY else Side.SELL
     price = Decimal(str(req.m_dPrice)) if req.m_dPrice else None
     if req.m_nPriceType == FIX_PRICE:
         return OrderRequest("", req.m_strStockCode, side, int(req.m_nOrderVolume), OrderType.LIMIT, price, None)
-    market = _MARKET_BY_PRICE_TYPE.get(int(req.m_nPriceType))
+    market = market_type_of(int(req.m_nPriceType))
     if market is None:
         raise BrokerReject(f"price type {req.m_nPriceType} is not supported by this counter")
     return OrderRequest("", req.m_strStockCode, side, int(req.m_nOrderVolume), OrderType.MARKET, price, market)
 
 
 def xt_order(o: BrokerOrder) -> SimpleNamespace:
+    """The counter's order as XtOrder: its domain status and order type become xtquant's numbers."""
+    price_type = xt_price_type(o.order_type, o.market_type, o.code) if o.price_type is None else o.price_type
     return SimpleNamespace(
         account_type=SECURITY_ACCOUNT, account_id=o.account_id, stock_code=o.code, order_id=o.order_id,
         order_sysid=str(o.order_id), order_time=int(o.time.timestamp()),
-        order_type=STOCK_BUY if o.side is Side.BUY else STOCK_SELL, order_volume=o.volume,
-        price_type=o.price_type, price=float(o.price), traded_volume=o.traded_volume,
+        order_type=ORDER_TYPES[o.side], order_volume=o.volume,
+        price_type=price_type, price=float(o.price), traded_volume=o.traded_volume,
         traded_price=float(o.traded_amount / o.traded_volume) if o.traded_volume else 0.0,
         order_status=STATUS_XT[o.status], status_msg=o.status_msg, strategy_name="qmt-mcp", order_remark=o.remark,
-        direction=48, offset_flag=48 if o.side is Side.BUY else 49, secu_account="", instrument_name=o.name,
+        direction=DIRECTION_FLAG_LONG, offset_flag=_offset(o.side), secu_account="", instrument_name=o.name,
     )
+
+
+def _offset(side: Side) -> int:
+    # As miniQMT reports stock orders: a buy opens, a sell closes (direction is always long).
+    return OFFSET_FLAG_OPEN if side is Side.BUY else OFFSET_FLAG_CLOSE
 
 
 def xt_trade(t: BrokerTrade) -> SimpleNamespace:
     return SimpleNamespace(
         account_type=SECURITY_ACCOUNT, account_id=t.account_id, stock_code=t.code,
-        order_type=STOCK_BUY if t.side is Side.BUY else STOCK_SELL, traded_id=t.trade_id,
+        order_type=ORDER_TYPES[t.side], traded_id=t.trade_id,
         traded_time=int(t.time.timestamp()), traded_price=float(t.price), traded_volume=t.volume,
         traded_amount=float(t.amount), order_id=t.order_id, order_sysid=str(t.order_id), strategy_name="qmt-mcp",
-        order_remark=t.remark, direction=48, offset_flag=48 if t.side is Side.BUY else 49,
+        order_remark=t.remark, direction=DIRECTION_FLAG_LONG, offset_flag=_offset(t.side),
         commission=float(t.fees),   # xtquant's 手续费: all the fees of the fill, in one number
     )
 
@@ -437,7 +471,8 @@ def xt_position(account_id: str, p: Any) -> SimpleNamespace:
     return SimpleNamespace(
         account_type=SECURITY_ACCOUNT, account_id=account_id, stock_code=p.code, volume=p.volume,
         can_use_volume=p.can_use_volume, open_price=float(p.avg_price), market_value=float(p.market_value),
-        frozen_volume=0, on_road_volume=0, yesterday_volume=p.volume, avg_price=float(p.cost_price), direction=48,
+        frozen_volume=0, on_road_volume=0, yesterday_volume=p.volume, avg_price=float(p.cost_price),
+        direction=DIRECTION_FLAG_LONG,
         last_price=float(p.last_price), profit_rate=0.0, secu_account="", instrument_name=p.name,
     )
 

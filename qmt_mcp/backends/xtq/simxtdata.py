@@ -10,12 +10,9 @@ from typing import Any
 
 from ...domain.errors import QmtError
 from ...domain.market import Bar, Quote
-from ...domain.sessions import Phase
 from ...domain.timeutil import CN_TZ, parse_time
 from ..sim.broker import SimBroker
-
-STATUS = {Phase.CLOSED: 15, Phase.OPENING_AUCTION: 12, Phase.OPENING_AUCTION_NO_CANCEL: 12,
-          Phase.PRE_OPEN_HOLD: 12, Phase.CONTINUOUS: 13, Phase.LUNCH_BREAK: 14, Phase.CLOSING_AUCTION: 18}
+from .constants import LOT, PHASE_STOCK_STATUS, STOCK_SUSPENDED
 
 
 def _ms(at: datetime) -> int:
@@ -42,15 +39,15 @@ class SimXtData:
 
     def _tick(self, q: Quote) -> dict[str, Any]:
         def lots(levels: Any) -> list[int]:
-            return [lv.volume // 100 for lv in levels] + [0] * (5 - len(levels))
+            return [lv.volume // LOT for lv in levels] + [0] * (5 - len(levels))
 
         def prices(levels: Any) -> list[float]:
             return [float(lv.price) for lv in levels] + [0.0] * (5 - len(levels))
 
-        status = 17 if q.status == "suspended" else STATUS[self.broker.phase()]
+        status = STOCK_SUSPENDED if q.status == "suspended" else PHASE_STOCK_STATUS[self.broker.phase()]
         return {"time": self.frozen.get(q.code, _ms(q.time)), "lastPrice": float(q.last), "open": float(q.open),
                 "high": float(q.high), "low": float(q.low), "lastClose": float(q.pre_close), "amount": float(q.amount),
-                "volume": q.volume // 100, "pvolume": q.volume, "stockStatus": status,
+                "volume": q.volume // LOT, "pvolume": q.volume, "stockStatus": status,
                 "askPrice": prices(q.asks), "bidPrice": prices(q.bids), "askVol": lots(q.asks),
                 "bidVol": lots(q.bids)}
 
@@ -96,7 +93,7 @@ class SimXtData:
                 continue
             bars = self._bars(code, period, start, end, n)
             out[code] = Frame([{"time": _ms(b.time), "open": float(b.open), "high": float(b.high),
-                                "low": float(b.low), "close": float(b.close), "volume": b.volume // 100,
+                                "low": float(b.low), "close": float(b.close), "volume": b.volume // LOT,
                                 "amount": float(b.amount), "suspendFlag": 0} for b in bars])
         return out
 

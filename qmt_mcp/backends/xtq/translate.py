@@ -1,7 +1,8 @@
 """xtquant's values translated to the broker port's, at this boundary only.
 
 xtquant reports prices as floats (rounded here to the 0.001 yuan the exchanges quote in), times as
-epoch seconds, sides as order types 23/24 and statuses as the 48–57/255 codes. Every string from
+epoch seconds, sides as order types, order types as price types and statuses as codes, all of them
+numbers of constants.py's, turned into the domain's enums here. Every string from
 the broker (names, messages, remarks, codes, trade ids) is cleaned here (domain/text.py): it is data,
 and may have been typed by anyone.
 
@@ -25,12 +26,11 @@ from ...domain.codes import board_of
 from ...domain.fees import split_fees
 from ...domain.money import round_fen
 from ...domain.orders import Side
-from ...domain.status import from_xt
 from ...domain.text import clean_text
 from ...domain.timeutil import CN_TZ
 from ..port import Asset, BrokerOrder, BrokerTrade, Position
+from .constants import STOCK_BUY, from_xt, market_type_of, order_type_of
 
-STOCK_BUY = 23
 LI = Decimal("0.001")
 
 
@@ -52,19 +52,20 @@ def when(epoch: Any) -> datetime:
 
 
 def order(o: Any) -> BrokerOrder:
-    traded = int(o.traded_volume or 0)
+    traded, price_type = int(o.traded_volume or 0), int(o.price_type)
     return BrokerOrder(
         account_id=str(o.account_id), order_id=int(o.order_id), code=code(o.stock_code),
         name=clean_text(str(getattr(o, "instrument_name", "") or "")),
-        side=Side.BUY if int(o.order_type) == STOCK_BUY else Side.SELL, volume=int(o.order_volume),
-        price_type=int(o.price_type), price=money(o.price), traded_volume=traded,
+        side=_side(o.order_type), volume=int(o.order_volume), order_type=order_type_of(price_type),
+        market_type=market_type_of(price_type), price=money(o.price), traded_volume=traded,
         traded_amount=fen(float(o.traded_price or 0) * traded), status=from_xt(int(o.order_status)),
         status_msg=clean_text(str(o.status_msg or "")), remark=remark(o.order_remark), time=when(o.order_time),
+        price_type=price_type,   # shown as reported: an order typed by hand may be of a type we have no name for
     )
 
 
 def trade(t: Any) -> BrokerTrade:
-    side = Side.BUY if int(t.order_type) == STOCK_BUY else Side.SELL
+    side = _side(t.order_type)
     stock, amount, at = code(t.stock_code), fen(t.traded_amount), when(t.traded_time)
     fees = split_fees(fen(getattr(t, "commission", 0)), board_of(stock), side.value, amount, at.date())
     return BrokerTrade(
@@ -73,6 +74,11 @@ def trade(t: Any) -> BrokerTrade:
         volume=int(t.traded_volume), amount=amount, commission=fees.commission, stamp_duty=fees.stamp_duty,
         transfer_fee=fees.transfer_fee, time=at, fee_detail="derived",
     )
+
+
+def _side(order_type: Any) -> Side:
+    # This gateway sends only STOCK_BUY and STOCK_SELL, so anything that is not a buy is a sell.
+    return Side.BUY if int(order_type) == STOCK_BUY else Side.SELL
 
 
 def asset(a: Any) -> Asset:

@@ -21,10 +21,8 @@ from ...domain.market import Bar, Level, Quote
 from ...domain.text import clean_text
 from ...domain.timeutil import CN_TZ
 from ..port import Listed
+from .constants import LOT, STOCK_STATUS, STOCK_TRADING
 
-LOT = 100   # xtdata reports stock volumes in lots (手) of 100 shares
-STOCK_STATUS = {11: "pre_open", 12: "opening_auction", 13: "trading", 14: "lunch_break", 15: "closed",
-                17: "suspended", 18: "closing_auction"}
 STALE_AFTER = timedelta(seconds=60)   # no new quote for this long in the continuous auction: stale
 
 
@@ -76,7 +74,7 @@ class XtDataSource:
             low=_px(t.get("low")), pre_close=_px(t.get("lastClose")), volume=volume,
             amount=Decimal(str(round(float(t.get("amount", 0)), 2))), bids=bids, asks=asks,
             up_limit=inst.up_limit, down_limit=inst.down_limit,
-            status=STOCK_STATUS.get(int(t.get("stockStatus", 13)), "trading"), stale=stale,
+            status=STOCK_STATUS.get(int(t.get("stockStatus", STOCK_TRADING)), "trading"), stale=stale,
         )
 
     def _check_stale(self, code: str, timetag: int, last: Decimal) -> bool:
