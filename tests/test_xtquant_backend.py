@@ -223,3 +223,25 @@ async def test_reading_past_ticks_does_not_mark_the_live_quote_stale(clock: Manu
         ticks = (await s.ok("get_ticks", code="600000.SH", start="20261119", end="20261119093000"))["ticks"]
         assert ticks
         assert (await s.ok("health"))["data"] == {"fresh": True, "stale_codes": []}
+
+
+async def test_a_trial_call_cut_short_by_a_disconnect_leaves_the_next_call_the_trial(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """The one call let through after the cool-down met a dropped connection: that says nothing
+    about the API, so the breaker must not stay shut for good (it once answered CIRCUIT_OPEN until
+    the worker restarted)."""
+    async with xtq_session(clock, tmp_path / "home", xtquant={"breaker_failures": 2}) as s:
+        adapter(s).native.faults.script("queryStockPositions", "hang", sticky=True)
+        for _ in range(2):
+            assert (await s.error("get_positions", account="sim"))["code"] == "TIMEOUT"
+        adapter(s).native.faults.clear()
+        clock.advance(31)
+        changed = adapter(s).state_changed
+        adapter(s).native.disconnect_all()
+        with anyio.fail_after(5):
+            await changed.wait()
+        assert (await s.error("get_positions", account="sim"))["code"] == "TRADER_DISCONNECTED"
+        await s.worker.service.tick()          # reconnects
+        assert adapter(s).take_reconnected()
+        assert (await s.ok("get_positions", account="sim"))["positions"] == []

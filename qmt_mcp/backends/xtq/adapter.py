@@ -318,6 +318,12 @@ class XtQuantBroker:
         except TimeoutError:
             breaker.failure(self.clock.now())
             raise missed() from None
+        except BaseException:
+            # Neither an answer nor a missed deadline (a dropped connection, a refusal): it says
+            # nothing about the API, but a half-open breaker must let the next call be the trial,
+            # or it would refuse the API for good.
+            breaker.undecided()
+            raise
         breaker.success()
         return value
 

@@ -27,6 +27,10 @@ class Breaker:
     def success(self) -> None:
         self.failures, self.open_until, self.trial = 0, None, False
 
+    def undecided(self) -> None:
+        """The call ended without telling whether the API works: the next call is the trial."""
+        self.trial = False
+
     def failure(self, now: datetime) -> None:
         self.failures += 1
         if self.trial or self.failures >= self.failures_to_open:
