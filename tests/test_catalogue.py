@@ -104,3 +104,20 @@ def test_adding_a_tool_touches_three_files() -> None:
     root = Path(__file__).resolve().parents[1] / "qmt_mcp"
     assert (root / "calls.py").exists() and (root / "server" / "tools").is_dir()
     assert not (root / "server" / "descriptions.py").exists()
+
+
+def test_result_models_refuse_fields_they_do_not_list() -> None:
+    """A worker answer with a field its schema does not name is a loud INTERNAL, never dropped
+    silently: the wire forms and the schemas cannot drift apart unnoticed."""
+    import inspect
+
+    from pydantic import BaseModel
+
+    from qmt_mcp.server import schemas
+
+    models = [m for _, m in inspect.getmembers(schemas, inspect.isclass)
+              if issubclass(m, BaseModel) and m.__module__ == schemas.__name__]
+    closed = [m for m in models if m.model_config.get("extra") == "forbid"]
+    open_ = {m.__name__ for m in models if m.model_config.get("extra") == "allow"}
+    assert len(closed) + len(open_) == len(models), [m.__name__ for m in models if m not in closed]
+    assert open_ <= {"_Open", "EventOut"}, open_  # events carry their type's own fields

@@ -131,6 +131,7 @@ class QmtServer(MCPServer[Any]):
             payload = await deps.client.call(name, clean, extra)
             if on_payload is not None:
                 await on_payload(payload)
+            payload.pop("journal_seq", None)  # the worker's note for the event feed, not the tool's result
             if name == "health":
                 payload["worker"]["restarts"] = deps.restarts()
                 feed = self.feed
@@ -141,8 +142,9 @@ class QmtServer(MCPServer[Any]):
             if name == "health" and exc.code is ErrorCode.WORKER_UNAVAILABLE:
                 return result(_worker_down(deps))
             return error_result(exc, model)
-        except ValidationError:
-            log.exception("worker answer to %s does not fit its schema", name)
+        except ValidationError as exc:
+            # The schemas forbid fields they do not list: a drift between worker and schema is loud.
+            log.error("worker answer to %s does not fit its schema: %s", name, exc)
             return error_result(QmtError("the worker's answer did not fit the schema", code=ErrorCode.INTERNAL,
                                          state_changed="unknown"), model)
         return result(env)

@@ -14,7 +14,7 @@ from ..domain.errors import ErrorCode
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Open(BaseModel):
