@@ -243,3 +243,20 @@ async def test_an_agent_cannot_lift_its_own_breaker_without_the_person(
         else:
             assert res["error"]["code"] == "CONFIRM_DECLINED" and resets == []
     await worker.close()
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_person_is_told_how_far_a_live_market_buy_may_trade(
+    clock: ManualClock, tmp_path: Path, mode: str,
+) -> None:
+    person = Person("accept")
+    worker = make_worker(REQUIRED_LIVE, tmp_path / "h", clock)
+    async with open_session(worker, clock, "required", mode=mode, elicitation_callback=person) as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        order = {"account": "real", "code": "600000.SH", "side": "buy", "volume": 100, "order_type": "market",
+                 "market_type": "counterparty_best"}
+        token = (await s.ok("preview_order", **order))["confirm_token"]
+        await s.ok("place_order", **order, confirm_token=token)
+        assert len(person.asked) == 1
+        assert f"up to {q['up_limit']} yuan per share (today's limit)" in person.asked[0], person.asked[0]
+    await worker.close()

@@ -132,8 +132,15 @@ def _order_question(person: dict[str, Any]) -> str:
         return (f"{head} at {order.get('price')} yuan per share (limit). Amount {_money(est.get('amount'))}; "
                 f"commission {_money(est.get('commission'))}, stamp duty {_money(est.get('stamp_duty'))}, "
                 f"transfer fee {_money(est.get('transfer_fee'))}; total {_money(est.get('total'))}. Send it?")
-    # A market order's fill price is not known in advance; say what bounds it (stable between rounds).
-    bound = f" bounded by {order['price']} yuan per share" if order.get("price") else ""
+    # A market order's fill price is not known in advance: say what bounds it. A buy without a
+    # protective price is costed at the day's up limit, the worst it can trade at; that figure is
+    # stable all day, so the question reads the same on the retry that carries the answer.
+    bound = ""
+    if order.get("price"):
+        bound = f" bounded by {order['price']} yuan per share"
+    elif side == "BUY" and est.get("price"):
+        bound = (f", which may trade up to {est.get('price')} yuan per share (today's limit): at most "
+                 f"{_money(est.get('total'))} with fees")
     return f"{head} at market ({order.get('market_type') or 'best5_cancel'}){bound}. Send it?"
 
 
