@@ -60,3 +60,23 @@ async def test_event_seq_is_never_reused_after_restart(clock: ManualClock, tmp_p
     nxt = worker.journal.append(RiskEvent(account="sim", rule="RESET", message="c"), clock.now())["seq"]
     assert nxt == last + 1
     await worker.close()
+
+
+def test_a_journal_from_before_the_breaker_rearm_opens_and_keeps_its_risk_state(tmp_path: Path) -> None:
+    import sqlite3
+    from decimal import Decimal
+
+    from qmt_mcp.worker.journal import Journal
+
+    path = tmp_path / "worker.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE risk_state (account TEXT PRIMARY KEY, day TEXT NOT NULL, baseline TEXT, "
+                   "tripped INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', tripped_at TEXT, "
+                   "reset_at TEXT, reset_note TEXT)")
+        db.execute("INSERT INTO risk_state VALUES ('sim', '2026-11-20', '1000000', 1, 'loss', 't', NULL, NULL)")
+    journal = Journal(path)
+    state = journal.risk_state("sim")
+    assert state is not None and state["tripped"] and state["rearm_total"] is None
+    journal.put_risk_state("sim", {**state, "tripped": False, "rearm_total": Decimal("999000.5")})
+    assert journal.risk_state("sim")["rearm_total"] == Decimal("999000.5")  # type: ignore[index]
+    journal.close()

@@ -129,3 +129,20 @@ async def test_open_buys_count_toward_the_position_limit(session_with: SessionFa
         assert err["code"] == "RISK_REJECT" and err["details"]["rule"] == "MAX_POSITION_PCT"
         # Another code is a position of its own.
         await s.ok("preview_order", account="sim", code="000001.SZ", side="buy", volume=100, price=10)
+
+
+async def test_a_reset_breaker_stays_reset_until_a_further_loss_of_the_limit(session_with: SessionFactory) -> None:
+    """The breaker once tripped again at the very next look, because the day was still down: a
+    person's reset lifted nothing. Now the loss that trips it again is counted from the reset."""
+    async with session_with(risk={"max_daily_loss": 1}) as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        await s.ok("get_risk_status", account="sim")  # today's baseline
+        buy = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 1000, "price": q["ask_prices"][4]}
+        await s.ok("place_order", **buy)               # fees and the spread: more than 1 yuan down
+        assert (await s.ok("get_risk_status", account="sim"))["accounts"]["sim"]["breaker"]["tripped"] is True
+        await s.ok("reset_risk", account="sim", note="reviewed with the owner")
+        status = (await s.ok("get_risk_status", account="sim"))["accounts"]["sim"]
+        assert status["breaker"]["tripped"] is False and status["daily_pnl"] < -1  # still down on the day
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        await s.ok("place_order", **{**buy, "price": q["ask_prices"][4]})   # loses more than 1 yuan again
+        assert (await s.ok("get_risk_status", account="sim"))["accounts"]["sim"]["breaker"]["tripped"] is True

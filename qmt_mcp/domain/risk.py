@@ -71,10 +71,17 @@ class RiskState:
     tripped_at: str | None = None
     reset_at: str | None = None
     reset_note: str | None = None
+    # Total asset when a person last reset the breaker today: the loss that trips it again is
+    # counted from there, or a reset while the day is still down would trip again at the next look.
+    rearm_total: Decimal | None = None
 
     def on(self, today: date) -> RiskState:
         """The state as `today` sees it: a new day has no baseline yet; the breaker carries over."""
-        return self if self.day == today else replace(self, day=today, baseline=None)
+        return self if self.day == today else replace(self, day=today, baseline=None, rearm_total=None)
+
+    def loss_reference(self) -> Decimal | None:
+        """What the daily-loss breaker measures from: the last reset today, else the day's baseline."""
+        return self.rearm_total if self.rearm_total is not None else self.baseline
 
 
 @dataclass(frozen=True)

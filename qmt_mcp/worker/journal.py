@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_account ON events (account, seq);
 CREATE TABLE IF NOT EXISTS risk_state (
     account TEXT PRIMARY KEY, day TEXT NOT NULL, baseline TEXT, tripped INTEGER NOT NULL DEFAULT 0,
-    reason TEXT NOT NULL DEFAULT '', tripped_at TEXT, reset_at TEXT, reset_note TEXT);
+    reason TEXT NOT NULL DEFAULT '', tripped_at TEXT, reset_at TEXT, reset_note TEXT, rearm_total TEXT);
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -126,7 +126,11 @@ class Journal:
 
     def _migrate(self) -> None:
         """A journal from before the status column: fill it in once, from the records themselves.
-        A record that is not JSON has no status to read: it is set aside here, like any unreadable one."""
+        A record that is not JSON has no status to read: it is set aside here, like any unreadable one.
+        One from before `rearm_total` gets the column (empty: no reset re-armed the breaker yet)."""
+        if "rearm_total" not in {row[1] for row in self._db.execute("PRAGMA table_info(risk_state)")}:
+            with self._db:
+                self._db.execute("ALTER TABLE risk_state ADD COLUMN rearm_total TEXT")
         if "status" in {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}:
             return
         with self._db:
@@ -357,25 +361,26 @@ class Journal:
     def risk_state(self, account: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT day, baseline, tripped, reason, tripped_at, reset_at, reset_note FROM risk_state "
+                "SELECT day, baseline, tripped, reason, tripped_at, reset_at, reset_note, rearm_total FROM risk_state "
                 "WHERE account=?", (account,),
             ).fetchone()
         if row is None:
             return None
-        day, baseline, tripped, reason, tripped_at, reset_at, note = row
+        day, baseline, tripped, reason, tripped_at, reset_at, note, rearm = row
         return {
             "day": day, "baseline": None if baseline is None else Decimal(baseline),
             "tripped": bool(tripped), "reason": reason, "tripped_at": tripped_at,
-            "reset_at": reset_at, "reset_note": note,
+            "reset_at": reset_at, "reset_note": note, "rearm_total": None if rearm is None else Decimal(rearm),
         }
 
     def put_risk_state(self, account: str, state: dict[str, Any]) -> None:
         with self._write():
             self._db.execute(
-                "INSERT OR REPLACE INTO risk_state VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO risk_state (account, day, baseline, tripped, reason, tripped_at, reset_at, "
+                "reset_note, rearm_total) VALUES (?,?,?,?,?,?,?,?,?)",
                 (account, state["day"], None if state["baseline"] is None else str(state["baseline"]),
                  int(state["tripped"]), state["reason"], state["tripped_at"], state.get("reset_at"),
-                 state.get("reset_note")),
+                 state.get("reset_note"), None if state.get("rearm_total") is None else str(state["rearm_total"])),
             )
 
     # ----- confirm tokens

@@ -80,6 +80,7 @@ class RiskCalls:
                                   token_id, svc.clock.now())
             if token_id is not None and not svc.journal.use_token(token_id, iso(svc.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
-            at = svc.risk.reset(name, note)
+            view = await account_view(svc.broker, acct.account_id)
+            at = svc.risk.reset(name, note, view.total_asset)
         svc.notify()
         return {"breaker": {"tripped": False}, "reset_at": at}

@@ -59,13 +59,13 @@ class RiskBook:
             return None
         return RiskState(day=date.fromisoformat(row["day"]), baseline=row["baseline"], tripped=row["tripped"],
                          reason=row["reason"], tripped_at=row["tripped_at"], reset_at=row["reset_at"],
-                         reset_note=row["reset_note"])
+                         reset_note=row["reset_note"], rearm_total=row["rearm_total"])
 
     def _put(self, account: str, state: RiskState) -> None:
         self.journal.put_risk_state(account, {
             "day": state.day.isoformat(), "baseline": state.baseline, "tripped": state.tripped,
             "reason": state.reason, "tripped_at": state.tripped_at, "reset_at": state.reset_at,
-            "reset_note": state.reset_note,
+            "reset_note": state.reset_note, "rearm_total": state.rearm_total,
         })
 
     def refresh(self, account: str, total: Decimal, limits: RiskLimits) -> RiskState:
@@ -76,8 +76,9 @@ class RiskBook:
         state = (stored or RiskState(day=today)).on(today)
         baseline = total if state.baseline is None else state.baseline
         state = replace(state, baseline=baseline)
-        if not state.tripped and breaker_should_trip(baseline, total, limits):
-            loss = baseline - total
+        reference = state.loss_reference()
+        if not state.tripped and reference is not None and breaker_should_trip(reference, total, limits):
+            loss = reference - total
             reason = f"daily loss {yuan_text(loss)} reached the limit {yuan_text(limits.max_daily_loss)}"
             state = replace(state, tripped=True, reason=reason, tripped_at=iso(self.clock.now()))
             self.journal.append(RiskEvent(account=account, rule="DAILY_LOSS_BREAKER", message=reason),
@@ -86,12 +87,14 @@ class RiskBook:
             self._put(account, state)
         return state
 
-    def reset(self, account: str, note: str) -> str:
-        """Lift the breaker, with `note`; the time of the reset (ISO)."""
+    def reset(self, account: str, note: str, total: Decimal) -> str:
+        """Lift the breaker, with `note`, at total asset `total` (yuan), from which a further loss of
+        the daily limit trips it again; the time of the reset (ISO)."""
         now = self.clock.now()
         at = iso(now)
         current = (self.stored(account) or RiskState(day=now.date())).on(now.date())
-        self._put(account, replace(current, tripped=False, reason="", tripped_at=None, reset_at=at, reset_note=note))
+        self._put(account, replace(current, tripped=False, reason="", tripped_at=None, reset_at=at, reset_note=note,
+                                   rearm_total=total))
         self.journal.append(RiskEvent(account=account, rule="RESET", message=note), now)
         return at
 
