@@ -30,6 +30,7 @@ from .worker.audit import AuditLog
 from .worker.confirm import ConfirmTokens, load_secret
 from .worker.journal import Journal
 from .worker.leases import CHECK_S, Leases
+from .worker.operator import OperatorCalls, load_operator_key
 from .worker.readers import Readers
 from .worker.reconcile import Reconciler
 from .worker.risk_calls import RiskCalls
@@ -49,9 +50,10 @@ class Worker:
     audit: AuditLog
     reconciler: Reconciler
     leases: Leases
+    operator_key: str   # operator.key: what the person's CLI and console call the operator calls with
 
     def handlers(self) -> dict[str, Handler]:
-        s, r, k = self.service, self.readers, RiskCalls(self.service)
+        s, r, k, o = self.service, self.readers, RiskCalls(self.service), OperatorCalls(self.service)
         return {
             "health": r.health, "list_accounts": r.list_accounts, "get_quote": r.get_quote,
             "get_klines": r.get_klines, "get_ticks": r.get_ticks, "search_instruments": r.search_instruments,
@@ -62,6 +64,8 @@ class Worker:
             "check_order": s.check_order, "check_reset": k.check_reset, "get_order_events": s.get_order_events,
             "latest_events": s.latest_events, "note_gap": s.note_gap,
             "lease": self.leases.lease, "release": self.leases.release,
+            "set_kill_switch": o.set_kill_switch, "set_blocked_code": o.set_blocked_code,
+            "operator_reset_risk": o.operator_reset_risk,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:
@@ -90,11 +94,13 @@ class Worker:
         def stream(after: int) -> AsyncIterator[bytes]:
             return event_frames(self.journal, after, self.service.next_change, cfg.worker.heartbeat_s)
 
+        key = self.operator_key
         if not background:
-            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream)
+            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream, operator_key=key)
         periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s),
                     (self.leases.check, CHECK_S)]
-        return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream)
+        return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream,
+                         operator_key=key)
 
     async def close(self) -> None:
         self.readers.lane.close()
@@ -150,7 +156,9 @@ def _assemble(
     readers = Readers(cfg, port, clock, service, __version__)
     # Anchored in the journal: a trail cut short is caught at start (AuditTrailBroken), see audit.py.
     audit = AuditLog(None if home is None else home / "audit.jsonl", anchor=journal)
-    return Worker(service, readers, port, journal, audit, Reconciler(service), Leases(section_digests(cfg)))
+    # Made here if missing, so the CLI on this machine finds it once a worker has started.
+    key = load_operator_key(home)
+    return Worker(service, readers, port, journal, audit, Reconciler(service), Leases(section_digests(cfg)), key)
 
 
 def _real_xtquant_worker(

@@ -178,6 +178,26 @@ class WorkerResetArgs(ResetArgs):
     person_channel: Literal["elicitation"] | None = None
 
 
+# ----- the operator's calls (a person at the CLI or the console; never an agent's tool)
+OperatorNote = Annotated[str, Field(min_length=1, max_length=200, description="why, recorded and audited")]
+Channel = Literal["cli", "console"]
+
+
+class OperatorArgs(Args):
+    account: Account
+    note: OperatorNote
+    channel: Channel = "cli"   # where the person acted: recorded in the journal's risk event and the audit
+
+
+class KillSwitchArgs(OperatorArgs):
+    on: bool
+
+
+class BlockCodeArgs(OperatorArgs):
+    code: Code
+    blocked: bool
+
+
 class EventsArgs(Args):
     account: Account
     after_seq: AfterSeq = 0
@@ -201,6 +221,9 @@ class Call:
     args: type[Args] | None        # None: the worker's own internal call, checked by its handler
     changes_state: bool = False    # audited; never retried once the request may have been sent
     tool: Tool | None = None       # None: not an agent's tool (the server's own plumbing)
+    # A person's control: the worker takes it only with the operator key (operator.key in the state
+    # dir), never with the MCP server's worker token, and it is never a tool.
+    operator: bool = False
 
 
 CATALOGUE: dict[str, Call] = {c.name: c for c in (
@@ -311,10 +334,15 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
     Call("check_reset", WorkerResetArgs),
     Call("lease", None),
     Call("release", None),
+    # A person's controls (`qmt-mcp kill-switch`, `risk reset`, `block`): the operator key only.
+    Call("set_kill_switch", KillSwitchArgs, changes_state=True, operator=True),
+    Call("set_blocked_code", BlockCodeArgs, changes_state=True, operator=True),
+    Call("operator_reset_risk", OperatorArgs, changes_state=True, operator=True),
 )}
 
 
 STATE_CHANGING: frozenset[str] = frozenset(c.name for c in CATALOGUE.values() if c.changes_state)
+OPERATOR: frozenset[str] = frozenset(c.name for c in CATALOGUE.values() if c.operator)
 
 
 def invalid_arguments(exc: ValidationError) -> InvalidArgument:

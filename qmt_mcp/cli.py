@@ -1,4 +1,5 @@
-"""The `qmt-mcp` command: serve, worker, demo, health, audit verify, config init|show."""
+"""The `qmt-mcp` command: serve, worker, demo, health, audit verify, config init|show, and the operator's
+kill-switch, risk reset and block (operator_cli.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import anyio
 
 from . import __version__
 from .config import Config, ConfigError, config_path, home_dir, load_config
+from .operator_cli import add_commands
 from .statedir import private_dir, private_unix_socket, write_private
 from .worker.audit import AuditTrailBroken
 
@@ -311,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--config")
     c.add_argument("--force", action="store_true")
     c.set_defaults(func=cmd_config)
+
+    add_commands(sub)
     return p
 
 

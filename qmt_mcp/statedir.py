@@ -1,8 +1,9 @@
 """The state dir and every file in it are private to the user who runs qmt-mcp: dir 0700, files 0600.
 
 They hold the full account ids (sim.sqlite, worker.sqlite, audit.jsonl, config.toml), the key that
-signs confirm tokens (confirm.key: whoever reads it can mint tokens) and the worker's bearer token
-(worker.json). So files are created 0600 whatever the umask, and at every start the dir and what is
+signs confirm tokens (confirm.key: whoever reads it can mint tokens), the worker's bearer token
+(worker.json) and the operator key (operator.key: whoever reads it can flip the kill switch). So
+files are created 0600 whatever the umask, and at every start the dir and what is
 already in it (made by an older version, by hand, or copied in) are tightened, with a warning for
 the dir. A dir that is not ours (QMT_MCP_HOME=/tmp) is not changed, only warned about.
 

@@ -61,7 +61,7 @@ async def test_a_served_session_leaves_a_0700_state_dir_with_every_file_0600(tmp
                         price=q["ask_prices"][0], client_order_id="private-1", wait_seconds=5)
             await _call(c, "reset_risk", account="sim", note="audited")
             running = _modes(home)
-            assert {"sim.sqlite-wal", "worker.sqlite-wal", "audit.jsonl", "confirm.key", "worker.json",
+            assert {"sim.sqlite-wal", "worker.sqlite-wal", "audit.jsonl", "confirm.key", "operator.key", "worker.json",
                     "worker.lock"} <= set(running)
             assert running == _private(running)
             sock = socket_path(home)

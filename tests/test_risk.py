@@ -146,3 +146,10 @@ async def test_a_reset_breaker_stays_reset_until_a_further_loss_of_the_limit(ses
         q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
         await s.ok("place_order", **{**buy, "price": q["ask_prices"][4]})   # loses more than 1 yuan again
         assert (await s.ok("get_risk_status", account="sim"))["accounts"]["sim"]["breaker"]["tripped"] is True
+
+
+def test_the_kill_switch_holds_even_where_the_risk_limits_are_off() -> None:
+    ctx = _ctx(limits=RiskLimits(enabled=False, kill_switch=True))
+    denial = first_denial(evaluate(ctx))
+    assert denial is not None and denial.details["rule"] == "KILL_SWITCH"
+    assert first_denial(evaluate(_ctx(limits=RiskLimits(enabled=False, max_order_value=Decimal(1))))) is None

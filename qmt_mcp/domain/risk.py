@@ -235,7 +235,9 @@ RULES: tuple[Rule, ...] = (
 def evaluate(ctx: RiskContext) -> list[Decision]:
     """Every rule's decision, in order (for preview). Disabled risk allows everything."""
     if not ctx.limits.enabled:
-        return [Decision(r.name, True, "risk checks disabled for this account") for r in RULES]
+        # The kill switch is a person's stop, not a limit: it holds even where the limits are off.
+        return [r.decide(ctx) if isinstance(r, KillSwitch) else Decision(r.name, True, "risk checks disabled for this "
+                "account") for r in RULES]
     return [r.decide(ctx) for r in RULES]
 
 

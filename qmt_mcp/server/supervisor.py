@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def read_worker_info(home: Path, say: Callable[[str], None], instead: str) -> dict[str, Any] | None:
+    """What `home`/worker.json says (where the worker listens, its token), or None when it is missing,
+    damaged or cannot be trusted (statedir.distrust; `say` is told why, and what happens `instead`).
+    The operator CLI finds the worker the same way (operator_cli.py)."""
+    info_path = home / "worker.json"
+    checks: tuple[tuple[Path, Kind], ...] = ((home, "dir"), (info_path, "file"))
+    for path, kind in checks:
+        why = distrust(path, kind)
+        if why is not None:
+            if why != "missing":
+                say(f"not using {info_path}: {why}; {instead}")
+            return None
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("token"), str) else None
+
+
+def worker_endpoint(info: dict[str, Any], say: Callable[[str], None]) -> Endpoint | None:
+    """Where worker.json's worker listens, if that place can be trusted."""
+    uds, url = info.get("uds"), info.get("url")
+    if os.name == "nt":
+        return Endpoint(None, url) if isinstance(url, str) else None
+    # On POSIX our servers always use a socket: any local user could open a loopback port.
+    if not isinstance(uds, str):
+        return None
+    sock = Path(uds)
+    why = distrust(sock.parent, "dir") or distrust(sock, "socket")
+    if why is not None:
+        if why != "missing":
+            say(f"not using the worker socket {sock}: {why}")
+        return None
+    return Endpoint(uds, None)
+
+
 class WorkerSupervisor:
     def __init__(
         self, home: Path, config_path: Path | None, timeout_s: float, cfg: Config | None = None, *,
@@ -117,33 +154,10 @@ class WorkerSupervisor:
 
     # ----- what worker.json says, if it can be trusted
     def _read_info(self) -> dict[str, Any] | None:
-        checks: tuple[tuple[Path, Kind], ...] = ((self.home, "dir"), (self.info_path, "file"))
-        for path, kind in checks:
-            why = distrust(path, kind)
-            if why is not None:
-                if why != "missing":
-                    self._say_once(f"not using {self.info_path}: {why}; starting a worker of this server's own")
-                return None
-        try:
-            info = json.loads(self.info_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return info if isinstance(info, dict) and isinstance(info.get("token"), str) else None
+        return read_worker_info(self.home, self._say_once, "starting a worker of this server's own")
 
     def _endpoint(self, info: dict[str, Any]) -> Endpoint | None:
-        uds, url = info.get("uds"), info.get("url")
-        if os.name == "nt":
-            return Endpoint(None, url) if isinstance(url, str) else None
-        # On POSIX our servers always use a socket: any local user could open a loopback port.
-        if not isinstance(uds, str):
-            return None
-        sock = Path(uds)
-        why = distrust(sock.parent, "dir") or distrust(sock, "socket")
-        if why is not None:
-            if why != "missing":
-                self._say_once(f"not using the worker socket {sock}: {why}")
-            return None
-        return Endpoint(uds, None)
+        return worker_endpoint(info, self._say_once)
 
     # ----- attach to a running worker
     async def _try_attach(self) -> bool:

@@ -1,5 +1,10 @@
 """The worker's HTTP API: POST /v1/<call> with a JSON object, bearer token on every request.
 
+Two bearers: the worker token (per spawn, what the MCP server holds) for the ordinary calls and the
+event stream, and the operator key (operator.key, held by the person's CLI and console) for the calls
+the catalogue marks `operator`. Neither opens the other's calls: the server can never flip a kill
+switch, and a leaked operator key does not place orders.
+
 Every answer is the contract envelope: {"ok": true, ...payload} or {"ok": false, "error": {...}}.
 Domain errors are 200 with ok=false (they are answers); only transport problems use 4xx/5xx.
 """
@@ -19,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..calls import STATE_CHANGING, checked_args
+from ..calls import OPERATOR, STATE_CHANGING, checked_args
 from ..domain.errors import ErrorCode, QmtError
 from . import crashpoints
 
@@ -45,17 +50,18 @@ Job = Callable[[], Awaitable[Any]]
 def build_app(
     handlers: dict[str, Handler], token: str, *, startup: Job | None = None,
     periodic: Sequence[tuple[Job, float]] = (), audit: Callable[[dict[str, Any]], None] | None = None,
-    stream: Callable[[int], AsyncIterator[bytes]] | None = None,
+    stream: Callable[[int], AsyncIterator[bytes]] | None = None, operator_key: str = "",
 ) -> Starlette:
     """`startup` runs before the first request is served; each periodic job runs every so many seconds;
-    `stream(after_seq)` serves GET /v1/events."""
-    expected = f"Bearer {token}".encode()
+    `stream(after_seq)` serves GET /v1/events. Operator calls need `operator_key` (empty: refused)."""
 
-    def refused(request: Request) -> Response | None:
+    def refused(request: Request, operator: bool = False) -> Response | None:
+        secret = operator_key if operator else token
         supplied = request.headers.get("authorization", "").encode()
         # Constant-time comparison: the token is the only thing between a client and the account.
-        if not token or not hmac.compare_digest(supplied, expected):
-            exc = QmtError("missing or wrong bearer token", code=ErrorCode.UNAUTHORIZED)
+        if not secret or not hmac.compare_digest(supplied, f"Bearer {secret}".encode()):
+            what = "the operator key" if operator else "the worker token"
+            exc = QmtError(f"missing or wrong bearer token: this call needs {what}", code=ErrorCode.UNAUTHORIZED)
             return JSONResponse(error_body(exc), status_code=401)
         return None
 
@@ -74,9 +80,9 @@ def build_app(
         return StreamingResponse(stream(after), media_type="text/event-stream", headers=headers)
 
     async def call(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         name = request.path_params["name"]
+        if (denied := refused(request, operator=name in OPERATOR)) is not None:
+            return denied
         handler = handlers.get(name)
         if handler is None:
             exc = QmtError(f"no worker call named {name!r}", code=ErrorCode.INVALID_ARGUMENT)
@@ -106,8 +112,14 @@ def build_app(
             crash = QmtError("the worker hit an unexpected error", code=ErrorCode.INTERNAL, state_changed="unknown")
             body_out, status = error_body(crash), 500
         if audit is not None and name in AUDITED:
-            entry = {"call": name, "args": {k: v for k, v in args.items() if k not in SECRET_ARGS},
-                     "outcome": body_out if not body_out["ok"] else {"ok": True, "order": body_out.get("order")}}
+            entry: dict[str, Any] = {
+                "call": name, "args": {k: v for k, v in args.items() if k not in SECRET_ARGS},
+                # An operator call's answer is small (the account's new controls): kept whole.
+                "outcome": body_out if not body_out["ok"] or name in OPERATOR
+                else {"ok": True, "order": body_out.get("order")}}
+            if name in OPERATOR:
+                # Who: a person, through the channel the call names (checked by its model; cli if omitted).
+                entry["by"] = {"operator": True, "channel": args.get("channel", "cli")}
             try:
                 audit(entry)
             except OSError:

@@ -50,6 +50,9 @@ CREATE INDEX IF NOT EXISTS events_by_account ON events (account, seq);
 CREATE TABLE IF NOT EXISTS risk_state (
     account TEXT PRIMARY KEY, day TEXT NOT NULL, baseline TEXT, tripped INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '', tripped_at TEXT, reset_at TEXT, reset_note TEXT, rearm_total TEXT);
+CREATE TABLE IF NOT EXISTS risk_overrides (
+    account TEXT PRIMARY KEY, kill_switch INTEGER, blocked_codes TEXT, updated_at TEXT NOT NULL,
+    note TEXT NOT NULL, channel TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -381,6 +384,27 @@ class Journal:
                 (account, state["day"], None if state["baseline"] is None else str(state["baseline"]),
                  int(state["tripped"]), state["reason"], state["tripped_at"], state.get("reset_at"),
                  state.get("reset_note"), None if state.get("rearm_total") is None else str(state["rearm_total"])),
+            )
+
+    # ----- a person's risk controls over the config's (riskbook.Overrides); NULL: the config's own
+    def risk_overrides(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT account, kill_switch, blocked_codes, updated_at, note, channel FROM risk_overrides").fetchall()
+        return {
+            account: {"kill_switch": None if kill is None else bool(kill),
+                      "blocked_codes": None if codes is None else frozenset(json.loads(codes)),
+                      "updated_at": at, "note": note, "channel": channel}
+            for account, kill, codes, at, note, channel in rows
+        }
+
+    def put_risk_override(self, account: str, o: dict[str, Any]) -> None:
+        codes = o["blocked_codes"]
+        with self._write():
+            self._db.execute(
+                "INSERT OR REPLACE INTO risk_overrides VALUES (?,?,?,?,?,?)",
+                (account, None if o["kill_switch"] is None else int(o["kill_switch"]),
+                 None if codes is None else json.dumps(sorted(codes)), o["updated_at"], o["note"], o["channel"]),
             )
 
     # ----- confirm tokens

@@ -24,7 +24,7 @@ class RiskCalls:
         names = [svc.account(args.account)[0]] if args.account is not None else list(svc.cfg.accounts)
         out: dict[str, Any] = {}
         for name in names:
-            limits = svc.cfg.risk_for(name)
+            limits = svc.limits_for(name)
             view = await account_view(svc.broker, svc.cfg.accounts[name].account_id)
             state = svc.risk.refresh(name, view.total_asset, limits)
             usage = svc.risk.usage(name, view.volume.keys())
@@ -35,6 +35,8 @@ class RiskCalls:
                 "daily_pnl": None if baseline is None else float(total - baseline),
                 "breaker": {"tripped": state.tripped, "reason": state.reason, "tripped_at": state.tripped_at},
                 "kill_switch": limits.kill_switch,
+                # A person's kill switch / block list over the config's (null fields: the config's applies).
+                "operator": svc.risk.override(name).to_wire(),
                 "limits": limits.to_wire(),
                 "usage": RiskBook.usage_wire(usage),
             }

@@ -4,12 +4,18 @@ All of it lives in the journal, so a restart keeps a tripped breaker tripped. Th
 tripped until `reset_risk` (with a note) lifts it, whatever the day. The account's figures come in
 from one read of the broker per decision (`account_view`), so the baseline, the breaker and the
 rules see the same asset and positions.
+
+A person's controls (the operator calls, worker/operator.py) sit over the config's limits: an
+`Override` of the kill switch and of the block list, in the journal too, so they hold across
+restarts. Where a person has set one, it wins both ways (a config's kill_switch = true can be
+switched off from the CLI): the person at the terminal is the authority the config stands in for,
+and get_risk_status shows which applies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -47,10 +53,46 @@ async def account_view(broker: BrokerPort, account_id: str) -> AccountView:
     )
 
 
+@dataclass(frozen=True)
+class Override:
+    """A person's setting of an account's kill switch and block list; None: the config's."""
+
+    kill_switch: bool | None = None
+    blocked_codes: frozenset[str] | None = None
+    updated_at: str | None = None
+    note: str = ""
+    channel: str = ""
+
+    def over(self, limits: RiskLimits) -> RiskLimits:
+        return replace(
+            limits,
+            kill_switch=limits.kill_switch if self.kill_switch is None else self.kill_switch,
+            blocked_codes=limits.blocked_codes if self.blocked_codes is None else self.blocked_codes,
+        )
+
+    def to_wire(self) -> dict[str, object]:
+        return {"kill_switch": self.kill_switch,
+                "blocked_codes": None if self.blocked_codes is None else sorted(self.blocked_codes),
+                "updated_at": self.updated_at, "note": self.note, "channel": self.channel}
+
+
 class RiskBook:
     def __init__(self, journal: Journal, clock: Clock) -> None:
         self.journal = journal
         self.clock = clock
+        # Read once; every change goes through set_override, which writes the journal first.
+        self._overrides = {a: Override(**o) for a, o in journal.risk_overrides().items()}
+
+    def override(self, account: str) -> Override:
+        return self._overrides.get(account, Override())
+
+    def limits(self, account: str, configured: RiskLimits) -> RiskLimits:
+        """The limits that decide `account`'s orders now: the config's, with a person's controls over them."""
+        return self.override(account).over(configured)
+
+    def set_override(self, account: str, override: Override) -> None:
+        self.journal.put_risk_override(account, asdict(override))
+        self._overrides[account] = override
 
     def stored(self, account: str) -> RiskState | None:
         """The state as last recorded (None before the account's first decision)."""

@@ -39,7 +39,7 @@ from ..domain.orders import (
     OrderRequest,
     check_not_reserved,
 )
-from ..domain.risk import first_denial
+from ..domain.risk import RiskLimits, first_denial
 from ..domain.status import CANCELABLE, TERMINAL, OrderStatus
 from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
@@ -87,6 +87,10 @@ class WorkerService:
             raise UnknownAccount(f"no account named {name!r}", details={"accounts": sorted(self.cfg.accounts)})
         return name, acct
 
+    def limits_for(self, account: str) -> RiskLimits:
+        """The account's effective risk limits: the config's, with a person's kill switch and block list."""
+        return self.risk.limits(account, self.cfg.risk_for(account))
+
     def notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
@@ -102,7 +106,7 @@ class WorkerService:
         best_bid = quote.bids[0].price if quote.bids else None
         today = self.clock.now().date()
         mkt = MarketState(self.broker.phase(), today, best_bid, best_ask, quote.last if quote.volume else None)
-        limits = self.cfg.risk_for(req.account)
+        limits = self.limits_for(req.account)
         state = self.risk.refresh(req.account, view.total_asset, limits)
         usage = self.risk.usage(req.account, view.volume.keys())
         return decide(req, inst, mkt, view, self.broker.fees, limits, state, usage)

@@ -1,0 +1,122 @@
+"""The operator commands: `qmt-mcp kill-switch`, `qmt-mcp risk reset`, `qmt-mcp block`.
+
+A person at the terminal, not an agent: they call the running worker's operator calls with the
+operator key (operator.key in the state dir, which the worker made at its start). The worker is found
+the way a second MCP server finds it, through worker.json, trusted only if this user owns it and
+nobody else can write it (server/supervisor.read_worker_info): the operator key goes only to a worker
+of this user's. With no worker running there is nothing to change (the controls live in the
+worker's journal), so they say so and exit 1 instead of starting one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .config import home_dir
+from .domain.errors import ErrorCode, QmtError
+from .statedir import distrust
+from .worker.operator import KEY_FILE
+
+TIMEOUT_S = 30.0
+CHANNEL = "cli"
+
+
+def _no_worker(home: Path, why: str = "") -> QmtError:
+    return QmtError(
+        f"no worker is running on {home}{': ' + why if why else ''}", code=ErrorCode.WORKER_UNAVAILABLE,
+        hint="start one with `qmt-mcp serve` (as your MCP client does), then run this again; a standalone "
+             "`qmt-mcp worker` (worker.url) writes no worker.json and is not reached by these commands yet",
+    )
+
+
+def _key(home: Path) -> str:
+    path = home / KEY_FILE
+    why = distrust(path, "file")
+    if why == "missing":
+        raise _no_worker(home, f"no {KEY_FILE} yet (a worker writes it when it starts)")
+    if why is not None:
+        raise QmtError(f"not using {path}: {why}", code=ErrorCode.UNAUTHORIZED)
+    return path.read_text(encoding="utf-8").strip()
+
+
+async def operator_call(home: Path, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Call the operator call `name` of the worker running on `home`. Raises QmtError (the worker's
+    code; WORKER_UNAVAILABLE when none runs there)."""
+    # Here, not at the top: `qmt-mcp worker` imports this module's parser and needs none of the client.
+    from .server.supervisor import read_worker_info, worker_endpoint
+    from .server.worker_client import WorkerClient, WorkerGone
+
+    said: list[str] = []
+    info = read_worker_info(home, said.append, "not sending the operator key there")
+    endpoint = None if info is None else worker_endpoint(info, said.append)
+    if endpoint is None:
+        raise _no_worker(home, "; ".join(said))
+    client = WorkerClient(endpoint, _key(home), TIMEOUT_S)
+    try:
+        return await client.call(name, {**args, "channel": CHANNEL})
+    except WorkerGone:
+        raise _no_worker(home, "worker.json names one that does not answer") from None
+    finally:
+        await client.aclose()
+
+
+def _run(args: argparse.Namespace, name: str, call_args: dict[str, Any], said: str) -> int:
+    try:
+        out = anyio.run(operator_call, home_dir(), name, call_args)
+    except QmtError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False))
+        else:
+            print(f"qmt-mcp: {exc.code.value}: {exc.message}" + (f"\n{exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 1
+    print(json.dumps({"ok": True, **out}, ensure_ascii=False) if args.json else said)
+    return 0
+
+
+def cmd_kill_switch(args: argparse.Namespace) -> int:
+    on = args.state == "on"
+    return _run(args, "set_kill_switch", {"account": args.account, "on": on, "note": args.note},
+                f"kill switch {args.state} for {args.account}: orders that open or grow a position are "
+                f"{'refused' if on else 'decided by the other rules again'}")
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    return _run(args, "operator_reset_risk", {"account": args.account, "note": args.note},
+                f"daily-loss breaker of {args.account} reset")
+
+
+def cmd_block(args: argparse.Namespace) -> int:
+    blocked = args.action == "add"
+    return _run(args, "set_blocked_code", {"account": args.account, "code": args.code, "blocked": blocked,
+                                           "note": args.note},
+                f"{args.code} {'blocked' if blocked else 'unblocked'} for {args.account}")
+
+
+def add_commands(sub: Any) -> None:
+    """The operator commands on the `qmt-mcp` parser's subcommands (`sub`: argparse's subparsers action)."""
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--account", required=True, help="configured account name")
+        p.add_argument("--note", required=True, help="why (recorded in the journal and the audit trail)")
+        p.add_argument("--json", action="store_true", help="print the worker's answer as JSON")
+
+    k = sub.add_parser("kill-switch", help="switch an account's kill switch on or off (a person's control)")
+    k.add_argument("state", choices=["on", "off"])
+    common(k)
+    k.set_defaults(func=cmd_kill_switch)
+
+    r = sub.add_parser("risk", help="a person's risk controls")
+    r.add_argument("action", choices=["reset"], help="reset: lift a tripped daily-loss breaker")
+    common(r)
+    r.set_defaults(func=cmd_risk)
+
+    b = sub.add_parser("block", help="add a code to an account's block list, or remove it")
+    b.add_argument("action", choices=["add", "remove"])
+    b.add_argument("code")
+    common(b)
+    b.set_defaults(func=cmd_block)
