@@ -39,6 +39,7 @@ from .worker.statefiles import Quarantined, check_state_dir
 from .worker.stream import event_frames
 
 UNIVERSE_CODES = frozenset(item.code for item in UNIVERSE)
+APPROVAL_CHECK_S = 1.0   # how often undecided approvals are checked for expiry (seconds)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Worker:
             "lease": self.leases.lease, "release": self.leases.release,
             "set_kill_switch": o.set_kill_switch, "set_blocked_code": o.set_blocked_code,
             "operator_reset_risk": o.operator_reset_risk,
+            "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:
@@ -91,6 +93,12 @@ class Worker:
             if self.broker.take_reconnected():
                 await self.reconciler.run("reconnect")
 
+        async def expire_approvals() -> None:
+            # Nobody called for these: the trail records the expiry itself, so it shows every decision.
+            for approval_id in await self.service.approvals.expire():
+                audit({"call": "approval_expired", "args": {"approval_id": approval_id},
+                       "outcome": {"ok": True, "decision": "expired"}, "by": {"operator": False, "channel": "timer"}})
+
         def stream(after: int) -> AsyncIterator[bytes]:
             return event_frames(self.journal, after, self.service.next_change, cfg.worker.heartbeat_s)
 
@@ -98,7 +106,7 @@ class Worker:
         if not background:
             return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream, operator_key=key)
         periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s),
-                    (self.leases.check, CHECK_S)]
+                    (self.leases.check, CHECK_S), (expire_approvals, APPROVAL_CHECK_S)]
         return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream,
                          operator_key=key)
 

@@ -189,6 +189,20 @@ class OperatorArgs(Args):
     channel: Channel = "cli"   # where the person acted: recorded in the journal's risk event and the audit
 
 
+ApprovalId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="from qmt-mcp approvals")]
+
+
+class ListApprovalsArgs(Args):
+    channel: Channel = "cli"
+
+
+class DecideApprovalArgs(Args):
+    approval_id: ApprovalId
+    decision: Literal["approve", "deny"]
+    note: Annotated[str | None, Field(max_length=200, description="why, recorded and audited")] = None
+    channel: Channel = "cli"   # must be one of [approval] channels to count
+
+
 class KillSwitchArgs(OperatorArgs):
     on: bool
 
@@ -338,6 +352,10 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
     Call("set_kill_switch", KillSwitchArgs, changes_state=True, operator=True),
     Call("set_blocked_code", BlockCodeArgs, changes_state=True, operator=True),
     Call("operator_reset_risk", OperatorArgs, changes_state=True, operator=True),
+    # Approvals (`qmt-mcp approvals`, `approve`, `deny`): a person's, never the agent's. Listing is
+    # marked too: every operator call is audited, so the trail shows who looked as well as who decided.
+    Call("list_approvals", ListApprovalsArgs, operator=True),   # a read: not audited, safe to retry
+    Call("decide_approval", DecideApprovalArgs, changes_state=True, operator=True),
 )}
 
 

@@ -228,6 +228,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
         text = resources.files("qmt_mcp._config_examples").joinpath("embedded.toml").read_text(encoding="utf-8")
+        # A config written for a person starts with their live orders waiting for them; with no file at
+        # all the embedded default (off) applies, as it always has.
+        text = text.replace('\nhuman = "off"', '\nhuman = "live"', 1)
         write_private(target, text)   # account ids go in here: 0600 like the rest of the state
         print(f"wrote {target}")
         return 0

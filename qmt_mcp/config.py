@@ -58,6 +58,15 @@ class ConfirmConfig(_Strict):
     ttl_s: int = Field(120, ge=5, le=3600)
 
 
+class ApprovalConfig(_Strict):
+    """Whose orders wait for a person (CONTRACT.md "A person in the loop: approvals")."""
+
+    human: Literal["off", "live", "all"] = "off"   # live: accounts with live = true; all: paper ones too
+    above_value: Decimal = Field(Decimal(0), ge=0)  # yuan: only orders whose amount exceeds it wait
+    channels: list[Literal["console", "cli", "elicitation", "app"]] = ["console", "cli", "elicitation", "app"]
+    timeout_s: float = Field(300, gt=0, le=86400)  # an undecided approval expires; nothing is sent
+
+
 class RiskConfig(_Strict):
     enabled: bool = True
     max_order_value: Decimal = Decimal(100000)
@@ -137,6 +146,7 @@ class Config(_Strict):
     confirm: ConfirmConfig = ConfirmConfig()
     accounts: dict[str, AccountConfig] = Field(default_factory=_default_accounts)
     risk: RiskConfig = RiskConfig()
+    approval: ApprovalConfig = ApprovalConfig()
     sim: SimConfig = SimConfig()
     _limits: dict[str, RiskLimits] = PrivateAttr(default_factory=dict)
 

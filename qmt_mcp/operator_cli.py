@@ -1,4 +1,4 @@
-"""The operator commands: `qmt-mcp kill-switch`, `qmt-mcp risk reset`, `qmt-mcp block`.
+"""The operator commands: `qmt-mcp kill-switch`, `risk reset`, `block`, `approvals`, `approve`, `deny`.
 
 A person at the terminal, not an agent: they call the running worker's operator calls with the
 operator key (operator.key in the state dir, which the worker made at its start). The worker is found
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ async def operator_call(home: Path, name: str, args: dict[str, Any]) -> dict[str
         await client.aclose()
 
 
-def _run(args: argparse.Namespace, name: str, call_args: dict[str, Any], said: str) -> int:
+def _run(args: argparse.Namespace, name: str, call_args: dict[str, Any], said: str | Callable[[dict[str, Any]], str],
+         ) -> int:
     try:
         out = anyio.run(operator_call, home_dir(), name, call_args)
     except QmtError as exc:
@@ -75,7 +77,8 @@ def _run(args: argparse.Namespace, name: str, call_args: dict[str, Any], said: s
         else:
             print(f"qmt-mcp: {exc.code.value}: {exc.message}" + (f"\n{exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 1
-    print(json.dumps({"ok": True, **out}, ensure_ascii=False) if args.json else said)
+    print(json.dumps({"ok": True, **out}, ensure_ascii=False) if args.json else said if isinstance(said, str)
+          else said(out))
     return 0
 
 
@@ -96,6 +99,36 @@ def cmd_block(args: argparse.Namespace) -> int:
     return _run(args, "set_blocked_code", {"account": args.account, "code": args.code, "blocked": blocked,
                                            "note": args.note},
                 f"{args.code} {'blocked' if blocked else 'unblocked'} for {args.account}")
+
+
+def _listed(out: dict[str, Any]) -> str:
+    rows = out.get("approvals") or []
+    if not rows:
+        return "no approvals are waiting"
+    lines = []
+    for a in rows:
+        o = a["order"]
+        lines.append(f"{a['approval_id']}  {a['account']}  {o['side']} {o['volume']} {o['code']} {o['name']} "
+                     f"@ {o['price']} (about {a['amount']:.2f} yuan)  client_order_id={o['client_order_id']}  "
+                     f"expires {a['expires_at']}")
+    return "\n".join(lines)
+
+
+def _decided(out: dict[str, Any]) -> str:
+    order = out.get("order") or {}
+    return (f"approval {out.get('approval_id')} {out.get('decision')}: order {order.get('client_order_id')} is "
+            f"{order.get('status')}" + (f" ({order['status_msg']})" if order.get("status_msg") else ""))
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    return _run(args, "list_approvals", {}, _listed)
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    call_args: dict[str, Any] = {"approval_id": args.approval_id, "decision": args.decision}
+    if args.note:
+        call_args["note"] = args.note
+    return _run(args, "decide_approval", call_args, _decided)
 
 
 def add_commands(sub: Any) -> None:
@@ -120,3 +153,13 @@ def add_commands(sub: Any) -> None:
     b.add_argument("code")
     common(b)
     b.set_defaults(func=cmd_block)
+
+    a = sub.add_parser("approvals", help="list the orders waiting for a person")
+    a.add_argument("--json", action="store_true", help="print the worker's answer as JSON")
+    a.set_defaults(func=cmd_approvals)
+    for verb, decision in (("approve", "approve"), ("deny", "deny")):
+        d = sub.add_parser(verb, help=f"{verb} an order waiting for a person (the id from `qmt-mcp approvals`)")
+        d.add_argument("approval_id")
+        d.add_argument("--note", help="why (recorded in the journal and the audit trail)")
+        d.add_argument("--json", action="store_true", help="print the worker's answer as JSON")
+        d.set_defaults(func=cmd_decide, decision=decision)

@@ -28,6 +28,8 @@ OPERATOR_ARGS: dict[str, dict[str, Any]] = {
     "set_kill_switch": {"account": "sim", "on": True, "note": "stop"},
     "set_blocked_code": {"account": "sim", "code": "600000.SH", "blocked": True, "note": "stop"},
     "operator_reset_risk": {"account": "sim", "note": "go on"},
+    "list_approvals": {},
+    "decide_approval": {"approval_id": "ap-any", "decision": "approve"},
 }
 
 
@@ -80,9 +82,10 @@ def _audited(home: Path, call: str) -> list[dict[str, Any]]:
 
 
 def test_no_mcp_tool_reaches_an_operator_call() -> None:
-    assert {"set_kill_switch", "set_blocked_code", "operator_reset_risk"} == OPERATOR
+    assert set(OPERATOR_ARGS) == OPERATOR
     for name in OPERATOR:
-        assert CATALOGUE[name].tool is None and CATALOGUE[name].changes_state, name
+        # Every operator call that changes something is audited; reading the pending list is not.
+        assert CATALOGUE[name].tool is None and (CATALOGUE[name].changes_state or name == "list_approvals"), name
     assert not OPERATOR & set(TOOLS)
 
 

@@ -30,7 +30,8 @@ ENVELOPE = ("seq", "time", "account", "type", "order_id", "client_order_id")   #
 
 
 class EventType(StrEnum):
-    """Every event type the journal records: the contract's eight, plus `gap` and `unmatched`."""
+    """Every event type the journal records: the contract's eight, `gap` and `unmatched`, and the
+    approvals' two (CONTRACT.md 0.2)."""
 
     ORDER_STATUS = "order_status"
     TRADE = "trade"
@@ -42,6 +43,8 @@ class EventType(StrEnum):
     RISK = "risk"
     GAP = "gap"                # the reader followed another journal before (seq started over)
     UNMATCHED = "unmatched"    # a broker push that fits none of our records
+    APPROVAL_REQUESTED = "approval_requested"   # an order waits for a person
+    APPROVAL_DECIDED = "approval_decided"       # approved, denied or expired: once
 
 
 class AccountStatus(StrEnum):
@@ -267,3 +270,26 @@ class UnmatchedEvent(Event):
 
     def payload(self) -> dict[str, Any]:
         return {**super().payload(), "message": self.message}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequestedEvent(Event):
+    """An order passed every check and waits for a person (worker/approvals.py); nothing was sent."""
+
+    type = EventType.APPROVAL_REQUESTED
+    client_order_id: str
+    approval_id: str
+    expires_at: str
+    channels: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecidedEvent(Event):
+    """A person approved or denied a waiting order, or it expired undecided (channel "timer")."""
+
+    type = EventType.APPROVAL_DECIDED
+    client_order_id: str
+    approval_id: str
+    decision: Literal["approved", "denied", "expired"]
+    channel: str
+    note: str

@@ -243,6 +243,9 @@ class OrderRecord:
     live: bool = False
     fingerprint: dict[str, str] = field(default_factory=dict)
     cancel_requested_at: str = ""   # when a cancel was last sent for it (ISO), "" never
+    # Where a person must decide it (worker/approvals.py): {approval_id, expires_at, channels, hint};
+    # kept after the decision, so the record says it waited. None: it never needed one.
+    approval: dict[str, Any] | None = None
 
     @property
     def external(self) -> bool:
@@ -296,4 +299,5 @@ class OrderRecord:
             "status_msg": self.status_msg,
             "time": self.created_at,
             "live": self.live,
+            **({"approval": self.approval} if self.approval is not None else {}),
         }

@@ -27,9 +27,12 @@ class OrderStatus(StrEnum):
     # Local states: never reported by a broker.
     PENDING_SUBMIT = "pending_submit"  # recorded, broker call not yet answered
     INDETERMINATE = "indeterminate"  # sent, outcome unknown until reconciled
+    PENDING_APPROVAL = "pending_approval"  # every check passed; waits for a person, nothing sent
+    DENIED = "denied"  # a person denied it, or its approval expired, or the second check refused it: never sent
 
 
-TERMINAL = frozenset({OrderStatus.PART_CANCEL, OrderStatus.CANCELED, OrderStatus.SUCCEEDED, OrderStatus.JUNK})
+TERMINAL = frozenset({OrderStatus.PART_CANCEL, OrderStatus.CANCELED, OrderStatus.SUCCEEDED, OrderStatus.JUNK,
+                      OrderStatus.DENIED})
 CANCELABLE = frozenset(
     {
         OrderStatus.UNREPORTED,
@@ -43,12 +46,16 @@ S = OrderStatus
 _LIVE_BROKER = frozenset(
     {S.UNREPORTED, S.WAIT_REPORTING, S.REPORTED, S.REPORTED_CANCEL, S.PARTSUCC_CANCEL, S.PART_SUCC}
 )
-_ANY_BROKER = _LIVE_BROKER | TERMINAL | {S.UNKNOWN}
+# DENIED is local: no broker ever reports it, so no broker status leads there.
+_ANY_BROKER = _LIVE_BROKER | (TERMINAL - {S.DENIED}) | {S.UNKNOWN}
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     # Before the broker answers, its pushes may already carry a later state (a marketable order
     # can be filled before the order call returns), so any broker status is possible.
     S.PENDING_SUBMIT: _ANY_BROKER | {S.INDETERMINATE},
+    # A person's decision, and only that, leaves it: approved goes down the usual path from the
+    # record (pending_submit), denied or expired ends it. No broker push can move it: it was never sent.
+    S.PENDING_APPROVAL: frozenset({S.PENDING_SUBMIT, S.DENIED}),
     # Only reconciliation leaves `indeterminate`, to whatever the broker holds (or junk if it never saw it).
     S.INDETERMINATE: _ANY_BROKER,
     S.UNREPORTED: _ANY_BROKER - {S.UNREPORTED},
@@ -76,6 +83,7 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.CANCELED: frozenset(),
     S.SUCCEEDED: frozenset(),
     S.JUNK: frozenset(),
+    S.DENIED: frozenset(),
 }
 
 

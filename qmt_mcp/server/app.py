@@ -164,8 +164,7 @@ class QmtServer(MCPServer[Any]):
                 n = 0
                 async for ev in watch.receive:
                     n += 1
-                    what = ev.get("status") or f"{ev.get('volume')} @ {ev.get('price')}"
-                    await ctx.report_progress(n, None, f"{ev['type']}: {what}")
+                    await ctx.report_progress(n, None, progress_message(ev))
 
             async def catch_up(payload: dict[str, Any]) -> None:
                 # The worker answers the moment the order is final; the events up to that moment may
@@ -179,6 +178,17 @@ class QmtServer(MCPServer[Any]):
             finally:
                 watch.close()  # progress reports what arrived, then ends
         return res
+
+
+def progress_message(ev: dict[str, Any]) -> str:
+    """One of a watched order's events as a progress line; a wait for a person says where to decide."""
+    if ev["type"] == "approval_requested":
+        aid = ev.get("approval_id")
+        return f"waiting for a person: qmt-mcp approve {aid} (or qmt-mcp deny {aid}); expires {ev.get('expires_at')}"
+    if ev["type"] == "approval_decided":
+        return f"approval_decided: {ev.get('decision')} ({ev.get('channel')})"
+    what = ev.get("status") or f"{ev.get('volume')} @ {ev.get('price')}"
+    return f"{ev['type']}: {what}"
 
 
 def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") -> QmtServer:

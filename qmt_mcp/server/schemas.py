@@ -221,6 +221,13 @@ class PositionsResult(Envelope):
     positions: list[PositionOut] | None = None
 
 
+class ApprovalOut(_Out):
+    approval_id: str
+    expires_at: str
+    channels: list[str]
+    hint: str = Field(description="where a person decides")
+
+
 class OrderOut(_Out):
     order_id: int | None
     client_order_id: str
@@ -237,6 +244,7 @@ class OrderOut(_Out):
     status_msg: str
     time: str
     live: bool
+    approval: ApprovalOut | None = Field(None, description="set when the order waits (or waited) for a person")
 
 
 class OrdersResult(Envelope):

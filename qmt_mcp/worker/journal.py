@@ -1,4 +1,4 @@
-"""The worker's SQLite journal: order records, the event log, risk state and used confirm tokens.
+"""The worker's SQLite journal: order records, the event log, risk state, approvals and used confirm tokens.
 
 Order records are written with synchronous=FULL before the broker call, so a crash after the call
 still finds the record. Events are appended in one way, `append(event, at)`, from the typed events
@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS risk_state (
 CREATE TABLE IF NOT EXISTS risk_overrides (
     account TEXT PRIMARY KEY, kill_switch INTEGER, blocked_codes TEXT, updated_at TEXT NOT NULL,
     note TEXT NOT NULL, channel TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+    approval_id TEXT PRIMARY KEY, account TEXT NOT NULL, client_order_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+    decision TEXT, decided_at TEXT, channel TEXT, note TEXT);
+CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (decision);
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -289,7 +294,7 @@ class Journal:
         """Records whose status may still change at the broker (not final), whatever their day."""
         return self._select(_OPEN_WHERE, (account, *_OPEN))
 
-    def order_figures(self, account: str, since: str) -> list[OrderFigures]:
+    def order_figures(self, account: str, since: str, excluding: str | None = None) -> list[OrderFigures]:
         """What risk checks count of each order created since `since` (a day start, which only moves
         forward). Every order checks all of the day's orders, so these are kept in memory, small, and
         updated as records are written, instead of decoding every record again for every order."""
@@ -300,7 +305,8 @@ class Journal:
                                                     for r in self.orders(account, since)}
             for cid in [cid for cid, f in figures.items() if f.created_at < since]:
                 del figures[cid]  # an earlier day's: never asked for again
-            return list(figures.values())
+            # `excluding`: an approved order decided again must not count itself among the pending.
+            return [f for cid, f in figures.items() if cid != excluding]
 
     def unresolved_orders(self, account: str) -> list[OrderRecord]:
         """Records whose broker outcome we do not know: pending_submit and indeterminate."""
@@ -407,6 +413,34 @@ class Journal:
                  None if codes is None else json.dumps(sorted(codes)), o["updated_at"], o["note"], o["channel"]),
             )
 
+    # ----- approvals (worker/approvals.py): one row per order that waited for a person
+    def insert_approval(self, a: dict[str, Any]) -> None:
+        with self._write():
+            self._db.execute(
+                "INSERT INTO approvals (approval_id, account, client_order_id, fingerprint, created_at, expires_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (a["approval_id"], a["account"], a["client_order_id"], json.dumps(a["fingerprint"], sort_keys=True),
+                 a["created_at"], a["expires_at"]))
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = self._db.execute(_APPROVAL_SELECT + "WHERE approval_id=?", (approval_id,)).fetchall()
+        return _approval(rows[0]) if rows else None
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        """Undecided approvals, oldest first (few: each is an order a person has yet to look at)."""
+        with self._lock:
+            rows = self._db.execute(_APPROVAL_SELECT + "WHERE decision IS NULL ORDER BY created_at").fetchall()
+        return [_approval(r) for r in rows]
+
+    def decide_approval(self, approval_id: str, decision: str, at: str, channel: str, note: str) -> bool:
+        """Record the one decision of an approval; False if it had one already (it is never changed)."""
+        with self._write():
+            cur = self._db.execute(
+                "UPDATE approvals SET decision=?, decided_at=?, channel=?, note=? "
+                "WHERE approval_id=? AND decision IS NULL", (decision, at, channel, note, approval_id))
+            return cur.rowcount == 1
+
     # ----- confirm tokens
     def use_token(self, token_id: str, at: str) -> bool:
         """Mark a token used; False if it was used before."""
@@ -424,6 +458,18 @@ class Journal:
         with self._write():
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                  [("audit_records", str(records)), ("audit_hash", last_hash)])
+
+
+_APPROVAL_SELECT = ("SELECT approval_id, account, client_order_id, fingerprint, created_at, expires_at, decision, "
+                    "decided_at, channel, note FROM approvals ")
+_APPROVAL_KEYS = ("approval_id", "account", "client_order_id", "fingerprint", "created_at", "expires_at", "decision",
+                  "decided_at", "channel", "note")
+
+
+def _approval(row: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_APPROVAL_KEYS, row, strict=True))
+    out["fingerprint"] = json.loads(out["fingerprint"])
+    return out
 
 
 def read_audit_head(path: Path) -> tuple[int, str] | None:

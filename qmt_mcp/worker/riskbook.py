@@ -30,7 +30,8 @@ from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import AccountView
 from .journal import Journal, OrderFigures
 
-_NOT_SENT = {OrderStatus.JUNK}
+# Never at the broker: not counted. A pending approval is not here: it counts like an open order.
+_NOT_SENT = {OrderStatus.JUNK, OrderStatus.DENIED}
 
 
 def order_exposure(r: OrderRecord | OrderFigures) -> Decimal:
@@ -140,12 +141,14 @@ class RiskBook:
         self.journal.append(RiskEvent(account=account, rule="RESET", message=note), now)
         return at
 
-    def usage(self, account: str, held: Collection[str]) -> RiskUsage:
-        """Today's usage of `account`, which holds the codes `held` (its positions, as one decision read them)."""
+    def usage(self, account: str, held: Collection[str], excluding: str | None = None) -> RiskUsage:
+        """Today's usage of `account`, which holds the codes `held` (its positions, as one decision read them),
+        without the order `excluding` (a client_order_id: an approved order decided again)."""
         now = self.clock.now()
         day_start = iso_ms(now.replace(hour=0, minute=0, second=0, microsecond=0))
         minute_ago = iso_ms(now - timedelta(seconds=60))
-        today = [r for r in self.journal.order_figures(account, since=day_start) if r.status not in _NOT_SENT]
+        today = [r for r in self.journal.order_figures(account, since=day_start, excluding=excluding)
+                 if r.status not in _NOT_SENT]
         open_buys = [r for r in today if r.side is Side.BUY and r.status not in TERMINAL]
         pending: dict[str, Decimal] = {}
         for r in open_buys:

@@ -1,8 +1,9 @@
 """The worker's order path and event journal: everything that must hold for every client.
 
-place_order: normalize → validate (rule book) → confirm token (live) → risk → record
+place_order: normalize → validate (rule book) → confirm token (live) → risk → person proof → record
 `pending_submit` durably → broker call (order_remark = client_order_id) → broker pushes advance the
-record through the status table and land in the journal as events.
+record through the status table and land in the journal as events. Where `[approval]` asks for a
+person, the record is `pending_approval` instead and nothing is sent until one decides (approvals.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ..domain.text import clean_text
 from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import MarketState, first_failure
 from . import crashpoints
+from .approvals import Approvals
 from .args import account_name, nonblank, opt_int, order_of
 from .cancels import Cancels
 from .confirm import ConfirmTokens
@@ -77,6 +79,7 @@ class WorkerService:
         self.pushes = PushRecorder(cfg, journal, clock, self.notify)
         broker.set_sink(self.pushes.on_events)
         self.cancels = Cancels(self)
+        self.approvals = Approvals(self)
 
     # ----- accounts
     def account(self, given: object) -> tuple[str, AccountConfig]:
@@ -96,9 +99,10 @@ class WorkerService:
         self._changed = anyio.Event()
 
     # ----- preview and place
-    async def _validate(self, req: OrderRequest) -> OrderDecision:
+    async def _validate(self, req: OrderRequest, excluding: str | None = None) -> OrderDecision:
         """The whole decision about `req` (domain/decision.py), from one read of the instrument, the
-        book and the account: the rule book and the risk rules see the same asset and positions."""
+        book and the account: the rule book and the risk rules see the same asset and positions.
+        `excluding`: a client_order_id whose own record risk usage leaves out (an approved order)."""
         inst = await self.broker.instrument(req.code)
         quote = (await self.broker.quotes([req.code]))[0]
         view = await account_view(self.broker, self.cfg.accounts[req.account].account_id)
@@ -108,7 +112,7 @@ class WorkerService:
         mkt = MarketState(self.broker.phase(), today, best_bid, best_ask, quote.last if quote.volume else None)
         limits = self.limits_for(req.account)
         state = self.risk.refresh(req.account, view.total_asset, limits)
-        usage = self.risk.usage(req.account, view.volume.keys())
+        usage = self.risk.usage(req.account, view.volume.keys(), excluding)
         return decide(req, inst, mkt, view, self.broker.fees, limits, state, usage)
 
     async def preview_order(self, args: PreviewArgs) -> dict[str, Any]:
@@ -138,15 +142,17 @@ class WorkerService:
         return self.tokens.verify(token, tool, fields, self.clock.now())
 
     async def _decide(
-        self, req: OrderRequest, acct: AccountConfig, token: str | None,
+        self, req: OrderRequest, acct: AccountConfig, token: str | None, *, approved: str | None = None,
     ) -> tuple[OrderDecision, str | None]:
         """Validation, the confirm token and risk, in that order; the first refusal is raised. Returns
-        the decision and the token's id. Call under the order lock: usage must see pending orders."""
-        v = await self._validate(req)
+        the decision and the token's id. Call under the order lock: usage must see pending orders.
+        `approved`: the client_order_id of an order a person approved, decided again without a token
+        (it was spent when the approval was requested) and without counting its own pending record."""
+        v = await self._validate(req, excluding=approved)
         failure = first_failure(v.checks)
         if failure is not None:
             raise failure
-        token_id = self.check_token("place_order", req.fingerprint(), token, acct.live)
+        token_id = None if approved else self.check_token("place_order", req.fingerprint(), token, acct.live)
         denial = first_denial(v.decisions)
         if denial is not None:
             raise denial
@@ -197,13 +203,15 @@ class WorkerService:
                 price=req.price or v.est.price, volume=req.volume, status=OrderStatus.PENDING_SUBMIT,
                 created_at=iso_ms(self.clock.now()), live=acct.live, fingerprint=req.fingerprint(),
             )
-            if not self.journal.insert_order(rec):
-                # Unreachable while the lock serializes orders; kept so a record is never overwritten.
-                raise IdempotencyConflict(f"client_order_id {cid} is already recorded",
-                                          details={"client_order_id": cid})
-            log.info("submit account=%s client_order_id=%s %s %s %d @ %s", mask_account_id(acct.account_id),
-                     cid, req.side.value, req.code, req.volume, rec.price)
-            await self._submit(name, acct, req, cid)
+            if self.approvals.needed(acct, v.est.amount):
+                # Every check passed and the token is spent: the order waits for a person, unsent.
+                self.approvals.request(rec)
+            else:
+                if not self.journal.insert_order(rec):
+                    # Unreachable while the lock serializes orders; kept so a record is never overwritten.
+                    raise IdempotencyConflict(f"client_order_id {cid} is already recorded",
+                                              details={"client_order_id": cid})
+                await self.send_recorded(name, acct, req, cid)
         if args.wait_seconds > 0:
             await self._wait_terminal(name, cid, args.wait_seconds)
         final = assert_record(self.journal.order_by_client_id(name, cid))
@@ -227,6 +235,17 @@ class WorkerService:
             raise BrokerReject(prior.status_msg or "the broker refused this order", state_changed="yes",
                                details={"order": prior.to_wire(), "idempotent_replay": True})
         return prior
+
+    async def recheck(self, req: OrderRequest, acct: AccountConfig, cid: str) -> None:
+        """Validation and risk again for the order `cid` a person approved (approvals.py); the first
+        refusal is raised. Call under the order lock."""
+        await self._decide(req, acct, None, approved=cid)
+
+    async def send_recorded(self, name: str, acct: AccountConfig, req: OrderRequest, cid: str) -> None:
+        """Send the order recorded `pending_submit` as `cid`. Call under the order lock."""
+        log.info("submit account=%s client_order_id=%s %s %s %d @ %s", mask_account_id(acct.account_id),
+                 cid, req.side.value, req.code, req.volume, req.price)
+        await self._submit(name, acct, req, cid)
 
     async def _submit(self, name: str, acct: AccountConfig, req: OrderRequest, cid: str) -> None:
         try:
