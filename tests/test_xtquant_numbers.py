@@ -32,7 +32,8 @@ def test_status_table_maps_every_xtquant_code_both_ways() -> None:
         assert xtc.STATUS_XT[status] == code
     assert xtc.from_xt(99) is OrderStatus.UNKNOWN
     # Only the local statuses have no code: no broker reports them.
-    assert set(OrderStatus) - set(xtc.STATUS_XT) == {OrderStatus.PENDING_SUBMIT, OrderStatus.INDETERMINATE}
+    assert set(OrderStatus) - set(xtc.STATUS_XT) == {OrderStatus.PENDING_SUBMIT, OrderStatus.INDETERMINATE,
+                                                     OrderStatus.PENDING_APPROVAL, OrderStatus.DENIED}
 
 
 def test_every_market_order_an_exchange_has_has_one_price_type_that_reads_back() -> None:
