@@ -155,10 +155,15 @@ class WorkerPlaceArgs(PlaceArgs):
     """place_order as the worker takes it: the tool's arguments, plus what the server adds for the
     person in the loop (server/human.py, worker/person.py); never an agent's to send."""
 
-    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"person", "person_proof", "person_channel"})
+    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"person", "person_proof", "person_channel",
+                                                       "person_approval", "approval_proof"})
     person: Literal["ask"] | None = None
     person_proof: Annotated[str | None, Field(max_length=1024)] = None
     person_channel: Literal["elicitation"] | None = None
+    # The server can ask a person through elicitation (check_order: issue the proof an approval by that
+    # channel will carry), and the proof itself on the real call, sent only when the person said yes.
+    person_approval: Literal["ask"] | None = None
+    approval_proof: Annotated[str | None, Field(max_length=1024)] = None
 
 
 class RiskStatusArgs(Args):
@@ -334,7 +339,8 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
     Call("reset_risk", WorkerResetArgs, changes_state=True, tool=Tool(
         'Reset risk',
         'Lift a tripped daily-loss breaker, with a note (1-200 chars) that is recorded. Live accounts: '
-        'the first call returns CONFIRM_REQUIRED with a token to send back.',
+        'the first call returns CONFIRM_REQUIRED with a token to send back. Where a person must approve, '
+        'the answer carries an approval instead of reset_at and the breaker stays tripped until they do.',
         kind="order")),
     Call("get_order_events", EventsArgs, changes_state=False, tool=Tool(
         'Get order events',

@@ -17,6 +17,7 @@ import anyio
 
 from . import __version__
 from .config import Config, ConfigError, config_path, home_dir, load_config
+from .console import add_command as add_console
 from .operator_cli import add_commands
 from .statedir import private_dir, private_unix_socket, write_private
 from .worker.audit import AuditTrailBroken
@@ -318,6 +319,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     add_commands(sub)
+    add_console(sub)
     return p
 
 

@@ -107,7 +107,11 @@ def _listed(out: dict[str, Any]) -> str:
         return "no approvals are waiting"
     lines = []
     for a in rows:
-        o = a["order"]
+        o = a.get("order")
+        if o is None:   # an agent's breaker reset (approvals.py): no order to show, the agent's note
+            lines.append(f"{a['approval_id']}  {a['account']}  reset the daily-loss breaker "
+                         f"(the agent's note: {(a.get('reset') or {}).get('note', '')})  expires {a['expires_at']}")
+            continue
         lines.append(f"{a['approval_id']}  {a['account']}  {o['side']} {o['volume']} {o['code']} {o['name']} "
                      f"@ {o['price']} (about {a['amount']:.2f} yuan)  client_order_id={o['client_order_id']}  "
                      f"expires {a['expires_at']}")
@@ -115,6 +119,10 @@ def _listed(out: dict[str, Any]) -> str:
 
 
 def _decided(out: dict[str, Any]) -> str:
+    if out.get("kind") == "reset_risk":
+        tripped = (out.get("breaker") or {}).get("tripped")
+        return (f"approval {out.get('approval_id')} {out.get('decision')}: the breaker of {out.get('account')} is "
+                + ("still tripped" if tripped else "not tripped"))
     order = out.get("order") or {}
     return (f"approval {out.get('approval_id')} {out.get('decision')}: order {order.get('client_order_id')} is "
             f"{order.get('status')}" + (f" ({order['status_msg']})" if order.get("status_msg") else ""))

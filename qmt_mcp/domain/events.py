@@ -274,22 +274,25 @@ class UnmatchedEvent(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalRequestedEvent(Event):
-    """An order passed every check and waits for a person (worker/approvals.py); nothing was sent."""
+    """An order passed every check and waits for a person, or an agent's breaker reset does
+    (worker/approvals.py); nothing was sent, nothing was reset."""
 
     type = EventType.APPROVAL_REQUESTED
-    client_order_id: str
     approval_id: str
     expires_at: str
     channels: list[str]
+    # "order": a waiting order (client_order_id names it); "reset_risk": an agent's breaker reset on an
+    # account `[approval] human` covers, which has no order (client_order_id null).
+    kind: Literal["order", "reset_risk"] = "order"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalDecidedEvent(Event):
-    """A person approved or denied a waiting order, or it expired undecided (channel "timer")."""
+    """A person approved or denied a waiting order or reset, or it expired undecided (channel "timer")."""
 
     type = EventType.APPROVAL_DECIDED
-    client_order_id: str
     approval_id: str
     decision: Literal["approved", "denied", "expired"]
     channel: str
     note: str
+    kind: Literal["order", "reset_risk"] = "order"

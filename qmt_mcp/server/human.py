@@ -10,6 +10,10 @@ The worker decides, not this module (worker/person.py). Two resolvers run before
   `check_reset`: validation, token, risk). A refusal there is the answer, and nobody is asked; a
   request that needs a person comes back with a proof the worker will demand on the real call;
 - `ask_*` puts the question to the person only then, worded from the worker's own figures.
+Where an order would wait for a person (`[approval]`, worker-side) and `approval.channels` includes
+"elicitation", place_order's gate also asks the worker for an *approval proof* when the client can
+ask (whatever confirm_human is); the one question serves both, and a yes carries that proof too, so
+the worker records the approval and approves it in the same call (channel "elicitation").
 The tool body sends the proof only when the person said yes. With no proof the worker refuses, so a
 skipped question can never turn into a sent order.
 
@@ -49,16 +53,19 @@ class Gate:
     """The worker's answer before anyone is asked."""
 
     asked_for: bool = False                  # this request asked the worker for a person ("person": "ask")
+    approval_asked: bool = False             # ... and whether a person asked here may be its approval
     refusal: QmtError | None = None          # the call would be refused: that is the answer
     person: dict[str, Any] | None = None     # proof, expires_at, order, estimate: what the person confirms
 
     def worker_args(self, outcome: ElicitationResult[Any]) -> dict[str, Any]:
         """What the real call carries: the request for a person, and the proof when they said yes."""
-        if not self.asked_for:
-            return {}
-        out: dict[str, Any] = {"person": "ask"}
-        if self.person is not None and refusal_of(outcome) is None:
+        out: dict[str, Any] = {"person": "ask"} if self.asked_for else {}
+        if self.person is None or refusal_of(outcome) is not None:
+            return out
+        if self.asked_for and "proof" in self.person:
             out.update(person_proof=self.person["proof"], person_channel="elicitation")
+        if self.approval_asked and "approval_proof" in self.person:
+            out["approval_proof"] = self.person["approval_proof"]
         return out
 
 
@@ -75,23 +82,30 @@ def _client_can_ask(ctx: Context) -> bool:
     return caps is not None and caps.elicitation is not None
 
 
-async def _gate(ctx: Context, check: str, args: dict[str, Any]) -> Gate:
+async def _gate(ctx: Context, check: str, args: dict[str, Any], approvals: bool = False) -> Gate:
     server = cast(HumanGate, ctx.mcp_server)
     mode = server.confirm_human
     # A live call always carries a token; without one the worker refuses it anyway (or, for a reset,
     # issues the token), so there is nothing to confirm yet.
-    if mode == "off" or args.get("confirm_token") is None:
-        return Gate()
-    if mode == "if_supported" and not _client_can_ask(ctx):
+    confirm = mode != "off" and args.get("confirm_token") is not None and (
+        mode == "required" or _client_can_ask(ctx))
+    # An order may wait for a person ([approval], worker-side), who may decide by elicitation: a
+    # client that can ask lets the worker say so, whatever confirm_human is.
+    approve = approvals and _client_can_ask(ctx)
+    if not confirm and not approve:
         return Gate()
     call = server.worker_call()
     if call is None:
-        return Gate(asked_for=True)  # the real call reports the missing worker
+        return Gate(asked_for=confirm)  # the real call reports the missing worker
+    ask: dict[str, Any] = {"person": "ask"} if confirm else {}
+    if approve:
+        ask["person_approval"] = "ask"
     try:
-        answer = await call(check, {**{k: v for k, v in args.items() if v is not None}, "person": "ask"})
+        answer = await call(check, {**{k: v for k, v in args.items() if v is not None}, **ask})
     except QmtError as exc:
-        return Gate(asked_for=True, refusal=exc)
-    return Gate(asked_for=True, person=answer.get("person"))
+        # Without a confirmation to ask for, the real call gives the refusal itself, as before.
+        return Gate(asked_for=True, refusal=exc) if confirm else Gate()
+    return Gate(asked_for=confirm, approval_asked=approve, person=answer.get("person"))
 
 
 async def gate_order(
@@ -102,7 +116,7 @@ async def gate_order(
     args = {"account": account, "code": code, "side": side, "volume": volume, "price": price,
             "order_type": order_type, "market_type": market_type, "client_order_id": client_order_id,
             "confirm_token": confirm_token}
-    return await _gate(ctx, "check_order", args)
+    return await _gate(ctx, "check_order", args, approvals=True)
 
 
 async def gate_reset(account: str, note: str, confirm_token: str | None, ctx: Context) -> Gate:
@@ -126,7 +140,9 @@ def _order_question(person: dict[str, Any]) -> str:
     order, est = person.get("order", {}), person.get("estimate", {})
     name = str(order.get("name", ""))[:40]
     side = "BUY" if order.get("side") == "buy" else "SELL"
-    head = (f"LIVE order on account '{order.get('account')}': {side} {order.get('volume')} shares of "
+    # A paper order is put to a person only as an approval ([approval] human = "all").
+    what = "LIVE order" if order.get("live", True) else "Order (paper account)"
+    head = (f"{what} on account '{order.get('account')}': {side} {order.get('volume')} shares of "
             f"{order.get('code')} {name}")
     if order.get("order_type", "limit") == "limit":
         return (f"{head} at {order.get('price')} yuan per share (limit). Amount {_money(est.get('amount'))}; "

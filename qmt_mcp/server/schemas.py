@@ -334,7 +334,9 @@ class RiskStatusResult(Envelope):
 
 class ResetRiskResult(Envelope):
     breaker: dict[str, Any] | None = None
-    reset_at: str | None = None
+    reset_at: str | None = Field(None, description="set when the breaker was reset")
+    approval: ApprovalOut | None = Field(
+        None, description="set when the reset waits for a person: the breaker lifts only when one approves")
 
 
 class EventsResult(Envelope):

@@ -1,5 +1,5 @@
 """The risk calls of the worker API: status per account, and the breaker reset (a note; a token on
-live accounts)."""
+live accounts; a person's approval where `[approval] human` covers the account, approvals.py)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,11 @@ class RiskCalls:
             if token_id is not None and not svc.journal.use_token(token_id, iso(svc.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
             view = await account_view(svc.broker, acct.account_id)
+            if svc.approvals.covers(acct):
+                # The agent's reset is a request: a person lifts the breaker (`qmt-mcp approve`), or not.
+                approval = svc.approvals.request_reset(name, note)
+                state = svc.risk.refresh(name, view.total_asset, svc.limits_for(name))
+                return {"breaker": {"tripped": state.tripped, "reason": state.reason}, "approval": approval}
             at = svc.risk.reset(name, note, view.total_asset)
         svc.notify()
         return {"breaker": {"tripped": False}, "reset_at": at}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -172,12 +173,22 @@ class WorkerService:
             if cid is not None and self._replay(name, cid, req) is not None:
                 return {"person": None}  # the recorded result is answered; nothing new is sent
             v, token_id = await self._decide(req, acct, token)
-        if token_id is None or not person_needed(self.cfg, acct, args.person):
+        now = self.clock.now()
+        person: dict[str, Any] = {}
+        if token_id is not None and person_needed(self.cfg, acct, args.person):
+            person["proof"], person["expires_at"] = self.proofs.issue("place_order", req.fingerprint(), token_id, now)
+        if args.person_approval == "ask" and self._elicited_approval(acct, v.est.amount):
+            # The person asked in this call can be the approval too (approvals.py): the same yes.
+            person["approval_proof"], person["expires_at"] = self.proofs.issue(
+                "approve_order", req.fingerprint(), token_id or "", now)
+        if not person:
             return {"person": None}
-        proof, expires = self.proofs.issue("place_order", req.fingerprint(), token_id, self.clock.now())
-        order = {**req.fingerprint(), "volume": req.volume, "name": clean_text(v.inst.name)}
-        return {"person": {"proof": proof, "expires_at": expires, "order": order,
-                           "estimate": v.est.to_wire(req.side)}}
+        order = {**req.fingerprint(), "volume": req.volume, "name": clean_text(v.inst.name), "live": acct.live}
+        return {"person": {**person, "order": order, "estimate": v.est.to_wire(req.side)}}
+
+    def _elicited_approval(self, acct: AccountConfig, amount: Decimal) -> bool:
+        """Whether an order of `amount` on `acct` waits for a person, who may decide by elicitation."""
+        return "elicitation" in self.cfg.approval.channels and self.approvals.needed(acct, amount)
 
     async def place_order(self, args: WorkerPlaceArgs) -> dict[str, Any]:
         crashpoints.arm()
@@ -186,6 +197,7 @@ class WorkerService:
         cid = check_not_reserved(args.client_order_id) or self.ids.client_order_id()
         token = nonblank(args.confirm_token, "confirm_token")
         proof = nonblank(args.person_proof, "person_proof")
+        approval_proof = nonblank(args.approval_proof, "approval_proof")
         async with self.order_lock:
             replay = self._replay(name, cid, req)
             if replay is not None:
@@ -194,6 +206,12 @@ class WorkerService:
             if token_id is not None and person_needed(self.cfg, acct, args.person):
                 # Checked here, under the lock and after risk, never trusted from an earlier look.
                 self.proofs.verify(proof, "place_order", req.fingerprint(), token_id, self.clock.now())
+            waits = self.approvals.needed(acct, v.est.amount)
+            elicited = approval_proof is not None and waits and self._elicited_approval(acct, v.est.amount)
+            if elicited:
+                # Checked before the token is spent, like the person proof: a bad one changes nothing.
+                self.proofs.verify(approval_proof, "approve_order", req.fingerprint(), token_id or "",
+                                   self.clock.now())
             if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
             rec = OrderRecord(
@@ -203,9 +221,12 @@ class WorkerService:
                 price=req.price or v.est.price, volume=req.volume, status=OrderStatus.PENDING_SUBMIT,
                 created_at=iso_ms(self.clock.now()), live=acct.live, fingerprint=req.fingerprint(),
             )
-            if self.approvals.needed(acct, v.est.amount):
-                # Every check passed and the token is spent: the order waits for a person, unsent.
-                self.approvals.request(rec)
+            if waits:
+                # Every check passed and the token is spent: the order waits for a person, unsent;
+                # unless the person asked in this very call said yes, which decides it now.
+                waiting = self.approvals.request(rec)
+                if elicited:
+                    await self.approvals.decided_by_elicitation(waiting)
             else:
                 if not self.journal.insert_order(rec):
                     # Unreachable while the lock serializes orders; kept so a record is never overwritten.
