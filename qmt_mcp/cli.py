@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 await sup.stop()
                 tg.cancel_scope.cancel()
 
-    server = build_server(open_deps, cfg.server.confirm_human)
+    server = build_server(open_deps, cfg.server.confirm_human, cfg.approval)
     if transport == "stdio":
         settle_heap()
         try:

@@ -172,7 +172,8 @@ async def open_session(
         async def deps() -> AsyncIterator[ServerDeps]:
             yield ServerDeps(wc)
 
-        server = build_server(deps, confirm_human)
+        # Server and worker read one config, as `qmt-mcp serve` and its spawned worker do.
+        server = build_server(deps, confirm_human, worker.service.cfg.approval)
         async with Client(server, **client_kw) as client:
             s = Session(client, worker, clock)
             s.server = server

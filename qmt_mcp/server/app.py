@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..calls import CATALOGUE, Kind, invalid_arguments
+from ..config import ApprovalConfig
 from ..domain.errors import ErrorCode, QmtError
 from . import schemas as S
 from .events import EventFeed, LegacySubscriptions
@@ -68,6 +69,9 @@ class QmtServer(MCPServer[Any]):
     deps: ServerDeps | None = None
     feed: EventFeed | None = None
     confirm_human: ConfirmHuman = "off"
+    # Whether an order may wait for a person who can decide in the chat ([approval] with the
+    # elicitation channel): only then does place_order look before it sends (an extra worker call).
+    approval_by_elicitation: bool = False
 
     def worker_call(self) -> WorkerCall | None:
         return None if self.deps is None else self.deps.client.call
@@ -191,7 +195,9 @@ def progress_message(ev: dict[str, Any]) -> str:
     return f"{ev['type']}: {what}"
 
 
-def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") -> QmtServer:
+def build_server(
+    open_deps: DepsFactory, confirm_human: ConfirmHuman = "off", approval: ApprovalConfig | None = None,
+) -> QmtServer:
     bus = InMemorySubscriptionBus()
     legacy = LegacySubscriptions()
 
@@ -228,6 +234,8 @@ def build_server(open_deps: DepsFactory, confirm_human: ConfirmHuman = "off") ->
         ),
     )
     srv.confirm_human = confirm_human
+    srv.approval_by_elicitation = (approval is not None and approval.human != "off"
+                                   and "elicitation" in approval.channels)
 
     for call in CATALOGUE.values():
         if call.tool is not None:

@@ -73,6 +73,7 @@ class HumanGate(Protocol):
     """What the resolvers need from the server: the configured mode and a way to reach the worker."""
 
     confirm_human: ConfirmHuman
+    approval_by_elicitation: bool
 
     def worker_call(self) -> WorkerCall | None: ...
 
@@ -91,7 +92,7 @@ async def _gate(ctx: Context, check: str, args: dict[str, Any], approvals: bool 
         mode == "required" or _client_can_ask(ctx))
     # An order may wait for a person ([approval], worker-side), who may decide by elicitation: a
     # client that can ask lets the worker say so, whatever confirm_human is.
-    approve = approvals and _client_can_ask(ctx)
+    approve = approvals and server.approval_by_elicitation and _client_can_ask(ctx)
     if not confirm and not approve:
         return Gate()
     call = server.worker_call()
