@@ -18,7 +18,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ from typing import Any
 import anyio
 import pytest
 from conftest import SUMMARY
+from workerproc import WorkerProcess
 
 from qmt_mcp.domain.errors import QmtError
-from qmt_mcp.server.worker_client import WorkerClient
 from qmt_mcp.worker.crashpoints import SITES
 
 pytestmark = pytest.mark.anyio
@@ -55,30 +54,12 @@ def crash_plan() -> list[tuple[str, int]]:
     return [(SITES[i % len(SITES)], rng.randint(1, 3 * BURST)) for i in range(ROUNDS)]
 
 
-class Round:
-    """One worker process on the shared state dir."""
+class Round(WorkerProcess):
+    """One worker process on the shared state dir, armed to crash at `crash_at` (or not at all)."""
 
     def __init__(self, home: Path, n: int, crash_at: str | None) -> None:
-        self.sock = home / f"w{n}.sock"
-        env = {**os.environ, "QMT_MCP_HOME": str(home), "QMT_WORKER_TOKEN": f"token-{n}"}
-        env.pop("QMT_MCP_CRASH_AT", None)
-        if crash_at:
-            env["QMT_MCP_CRASH_AT"] = crash_at
-        self.proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "worker", "--uds", str(self.sock)],
-                                     env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.client = WorkerClient.for_uds(str(self.sock), f"token-{n}", timeout_s=5)
-
-    async def ready(self) -> None:
-        for _ in range(600):  # another process: polled, bounded
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the worker exited at start with {self.proc.returncode}")
-            try:
-                await self.client.call("health", {})
-                return
-            except QmtError:
-                await anyio.sleep(0.05)
-        raise AssertionError("the worker did not start")
+        # An empty QMT_MCP_CRASH_AT arms nothing, whatever the test runner's environment says.
+        super().__init__(home, n, env={"QMT_MCP_CRASH_AT": crash_at or ""}, timeout_s=5)
 
     async def settled(self) -> list[dict[str, Any]]:
         """Today's records once reconciliation has resolved every unknown outcome."""

@@ -18,14 +18,14 @@ from qmt_mcp.server.worker_client import WorkerClient
 class WorkerProcess:
     """`qmt-mcp worker` on a state dir, reached through its HTTP API on a Unix socket."""
 
-    def __init__(self, home: Path, n: int) -> None:
+    def __init__(self, home: Path, n: int, env: dict[str, str] | None = None, timeout_s: float = 10) -> None:
         self.sock = home / f"w{n}.sock"
         self.log = home.parent / f"worker-{n}.log"
-        env = {**os.environ, "QMT_MCP_HOME": str(home), "QMT_WORKER_TOKEN": f"token-{n}"}
+        env = {**os.environ, "QMT_MCP_HOME": str(home), "QMT_WORKER_TOKEN": f"token-{n}", **(env or {})}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "worker", "--uds", str(self.sock)],
                                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        self.client = WorkerClient.for_uds(str(self.sock), f"token-{n}", timeout_s=10)
+        self.client = WorkerClient.for_uds(str(self.sock), f"token-{n}", timeout_s=timeout_s)
 
     async def ready(self) -> None:
         for _ in range(600):  # another process: polled, bounded
