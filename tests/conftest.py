@@ -32,6 +32,20 @@ FAST_SUBMIT = parse_config({"worker": {"submit_timeout_s": 0.2}})  # fault tests
 # The same tests on both backends: the simulator, and xtquant's own layer over the simulated native layer.
 BACKENDS = {"sim": Config(), "xtquant": parse_config({"worker": {"backend": "xtquant"}, "xtquant": {"native": "sim"}})}
 TOKEN = "test-token"
+
+
+def on_backend(backend: str, sections: dict[str, Any]) -> Config:
+    """The config `sections` on `backend` (a key of BACKENDS): xtquant over the simulated native layer."""
+    if backend == "xtquant":
+        sections = {**sections, "worker": {**sections.get("worker", {}), "backend": "xtquant"},
+                    "xtquant": {**sections.get("xtquant", {}), "native": "sim"}}
+    return parse_config(sections)
+
+
+@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of a backend from BACKENDS: the test runs on each."""
+    return str(request.param)
 # Lines a test wants in the CI log whatever the verbosity (the fault suite's counts).
 SUMMARY: list[str] = []
 

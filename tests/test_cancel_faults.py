@@ -12,25 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKENDS, Session, make_worker, open_session
+from conftest import Session, make_worker, on_backend, open_session
 from test_storage_faults import _fill, _tiny_tmpfs
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import Config, parse_config
+from qmt_mcp.config import Config
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def config(backend: str) -> Config:
-    sections: dict[str, Any] = {"risk": {"enabled": False}}
-    if backend == "xtquant":
-        sections.update(worker={"backend": "xtquant"}, xtquant={"native": "sim"})
-    return parse_config(sections)
+    return on_backend(backend, {"risk": {"enabled": False}})
 
 
 @asynccontextmanager

@@ -7,32 +7,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from conftest import BACKENDS, Session, make_worker, open_session
+from conftest import Session, make_worker, on_backend, open_session
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import parse_config
 from qmt_mcp.domain.orders import parse_order_request
 
 pytestmark = pytest.mark.anyio
 LIVE_ID = "99000002"
 
 
-@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @asynccontextmanager
 async def live_session(backend: str, clock: ManualClock, home: Path) -> AsyncIterator[Session]:
-    sections: dict[str, Any] = {"accounts": {"sim": {"account_id": "88000001"},
-                                             "real": {"account_id": LIVE_ID, "live": True}}}
-    if backend == "xtquant":
-        sections.update(worker={"backend": "xtquant"}, xtquant={"native": "sim"})
-    worker = make_worker(parse_config(sections), home, clock)
+    sections = {"accounts": {"sim": {"account_id": "88000001"}, "real": {"account_id": LIVE_ID, "live": True}}}
+    worker = make_worker(on_backend(backend, sections), home, clock)
     try:
         async with open_session(worker, clock) as s:
             yield s

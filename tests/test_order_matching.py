@@ -12,26 +12,18 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import BACKENDS, Session, make_worker, open_session
+from conftest import Session, make_worker, on_backend, open_session
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import Config, parse_config
+from qmt_mcp.config import Config
 from qmt_mcp.domain.orders import parse_order_request
 
 pytestmark = pytest.mark.anyio
 ACCOUNT_ID = "88000001"   # the default paper account `sim`
 
 
-@pytest.fixture(params=list(BACKENDS), ids=list(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def config(backend: str) -> Config:
-    sections: dict[str, Any] = {"risk": {"enabled": False}}
-    if backend == "xtquant":
-        sections.update(worker={"backend": "xtquant"}, xtquant={"native": "sim"})
-    return parse_config(sections)
+    return on_backend(backend, {"risk": {"enabled": False}})
 
 
 async def until(s: Session, check: Callable[[], Awaitable[bool]]) -> None:
