@@ -14,6 +14,7 @@ from test_human_confirm import ERAS, Person, _previewed
 
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.errors import ErrorCode, QmtError
 
 pytestmark = pytest.mark.anyio
 ACCOUNTS = {"sim": {"account_id": "88000001"}, "real": {"account_id": "99000002", "live": True}}
@@ -100,4 +101,22 @@ async def test_a_paper_order_needing_no_approval_asks_nobody(clock: ManualClock,
     async with open_session(worker, clock, "if_supported", elicitation_callback=person) as s:
         placed = await s.ok("place_order", **await _previewed(s, "sim"))
         assert placed["order"]["status"] == "succeeded" and person.asked == []
+    await worker.close()
+
+
+async def test_a_paper_orders_elicited_approval_works_once(clock: ManualClock, tmp_path: Path) -> None:
+    """A paper order has no confirm token for the person's yes to be spent with: the yes is spent
+    itself, so it can never approve a second order (even one the server sent under another id)."""
+    worker = make_worker(_cfg("all"), tmp_path / "h", clock)
+    async with open_session(worker, clock, "off") as s:
+        q = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        order = {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100, "price": q["ask_prices"][0]}
+        wc = s.server.deps.client
+        proof = (await wc.call("check_order", {**order, "person_approval": "ask"}))["person"]["approval_proof"]
+        first = await wc.call("place_order", {**order, "client_order_id": "once-1", "approval_proof": proof})
+        assert first["order"]["status"] == "succeeded"
+        with pytest.raises(QmtError) as again:
+            await wc.call("place_order", {**order, "client_order_id": "once-2", "approval_proof": proof})
+        assert again.value.code is ErrorCode.CONFIRM_USED
+        assert len(worker.broker.counter.orders) == 1  # type: ignore[attr-defined]
     await worker.close()

@@ -44,8 +44,10 @@ class PersonProofs:
     def issue(self, tool: str, fields: dict[str, str], token_id: str, now: datetime) -> tuple[str, str]:
         return self._tokens.issue(f"person:{tool}", {**fields, "token_id": token_id}, now)
 
-    def verify(self, proof: str | None, tool: str, fields: dict[str, str], token_id: str, now: datetime) -> None:
-        """Raises ConfirmError (CONFIRM_DECLINED) unless `proof` confirms exactly this request."""
+    def verify(self, proof: str | None, tool: str, fields: dict[str, str], token_id: str, now: datetime) -> str:
+        """The proof's own id; raises ConfirmError (CONFIRM_DECLINED) unless `proof` confirms exactly
+        this request. A proof bound to a confirm token is spent with it; one without (a paper order's
+        approval) is spent by the caller recording this id, so it works once."""
         if proof is None:
             raise ConfirmError(
                 "a person must confirm this live request, and no confirmation came with it",
@@ -54,7 +56,7 @@ class PersonProofs:
                 details={"reason": "no_person_confirmation"},
             )
         try:
-            self._tokens.verify(proof, f"person:{tool}", {**fields, "token_id": token_id}, now)
+            return self._tokens.verify(proof, f"person:{tool}", {**fields, "token_id": token_id}, now)
         except ConfirmError as exc:
             raise ConfirmError(
                 "the person's confirmation does not fit this request", code=ErrorCode.CONFIRM_DECLINED,

@@ -208,12 +208,18 @@ class WorkerService:
                 self.proofs.verify(proof, "place_order", req.fingerprint(), token_id, self.clock.now())
             waits = self.approvals.needed(acct, v.est.amount)
             elicited = approval_proof is not None and waits and self._elicited_approval(acct, v.est.amount)
+            proof_id = ""
             if elicited:
                 # Checked before the token is spent, like the person proof: a bad one changes nothing.
-                self.proofs.verify(approval_proof, "approve_order", req.fingerprint(), token_id or "",
-                                   self.clock.now())
+                proof_id = self.proofs.verify(approval_proof, "approve_order", req.fingerprint(), token_id or "",
+                                              self.clock.now())
+                if token_id is None and self.journal.token_used(proof_id):
+                    # A paper order's approval proof has no token to be spent with: it is spent itself.
+                    raise ConfirmError("this confirmation was already used", code=ErrorCode.CONFIRM_USED)
             if token_id is not None and not self.journal.use_token(token_id, iso(self.clock.now())):
                 raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
+            if elicited and token_id is None:
+                self.journal.use_token(proof_id, iso(self.clock.now()))
             rec = OrderRecord(
                 account=name, client_order_id=cid, code=req.code, name=clean_text(v.inst.name), side=req.side,
                 order_type=req.order_type, market_type=req.market_type,
