@@ -113,7 +113,9 @@ class Cancels:
         """Record that a cancel is being sent (before it is: no await since the record was read).
         Whether this write works tells whether the journal can record the cancel's outcome."""
         try:
-            self.svc.journal.put_order(replace(rec, cancel_requested_at=iso(self.svc.clock.now())))
+            # Not fsync'd: a note for the record; the broker's list says whether the cancel happened.
+            with self.svc.journal.batch(durable=False):
+                self.svc.journal.put_order(replace(rec, cancel_requested_at=iso(self.svc.clock.now())))
         except StateUnwritable as exc:
             log.error("cancel of client_order_id=%s goes to the broker unrecorded: %s", rec.client_order_id,
                       exc.message)

@@ -1,9 +1,16 @@
 """The worker's SQLite journal: order records, the event log, risk state, approvals and used confirm tokens.
 
 Order records are written with synchronous=FULL before the broker call, so a crash after the call
-still finds the record. Events are appended in one way, `append(event, at)`, from the typed events
-of domain/events.py; the journal alone sets their `seq` (an AUTOINCREMENT key: strictly increasing
-and never reused, across restarts too), `time` and `type`.
+still finds the record. What only repeats the broker (an order status it pushed, the order id it
+answered) or the audit file (its anchor) is written in a `batch(durable=False)`: committed like any
+other write, so a killed process loses none of it (WAL), but not fsync'd, so an OS crash or a power
+cut can lose the last of it. Reconciliation asks the broker again at start and rebuilds exactly that,
+and an anchor behind its audit file is caught up (audit.py). A fill's trade event is always fsync'd:
+we keep no other record of it. An order pays one journal fsync, not three or four.
+
+Events are appended in one way, `append(event, at)`, from the typed events of domain/events.py; the
+journal alone sets their `seq` (an AUTOINCREMENT key: strictly increasing and never reused, across
+restarts too), `time` and `type`.
 
 Every lookup the worker makes goes through an index (by id, by day, by status, an order's events),
 so what a call or a reconciliation costs depends on today's orders, not on how many came before.
@@ -20,7 +27,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -91,8 +98,14 @@ class OrderFigures:
         return cls(r.status, r.side, r.code, r.created_at, r.price, r.volume, r.traded_volume, r.traded_amount)
 
 
+_RECENT_MAX = 4096   # records kept decoded for order_by_client_id (a few MB at most)
+_RECORD_FIELDS = tuple(f.name for f in fields(OrderRecord))
+
+
 def _record_to_json(r: OrderRecord) -> str:
-    d = asdict(r)
+    # Field by field, not dataclasses.asdict: asdict deep-copies every nested dict, which was the
+    # larger part of writing a record, and a record is written three to five times per order.
+    d = {name: getattr(r, name) for name in _RECORD_FIELDS}
     d["price"] = str(r.price)
     d["traded_amount"] = str(r.traded_amount)
     return json.dumps(d)
@@ -113,10 +126,16 @@ class Journal:
     def __init__(self, path: Path | None) -> None:
         target = ":memory:" if path is None else private_sqlite(path)   # account ids inside: 0600
         self._db = sqlite3.connect(target, check_same_thread=False)
+        self._path = path
         self._lock = threading.RLock()
         self._batch_depth = 0
+        self._relaxed = False   # the open batch commits without an fsync (batch(durable=False))
         self._figures: dict[str, dict[str, OrderFigures]] = {}   # account -> client_order_id -> figures
+        self._figures_since: dict[str, str] = {}   # account -> the day start its figures were trimmed to
         self._unsaved: list[OrderRecord] = []   # written in the open transaction; counted once it commits
+        # The latest records by (account, client_order_id), as committed: placing an order reads its
+        # own record back five or more times (replay check, after the send, each push, the answer).
+        self._recent: dict[tuple[str, str], OrderRecord] = {}
         self.quarantined: list[dict[str, str]] = []   # order records set aside since start (for health)
         self._unreadable: set[int] = set()             # their row ids, so each is reported once
         self.decoded = 0   # order records decoded since start: what tests count instead of timing
@@ -154,26 +173,47 @@ class Journal:
             self._db.close()
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, durable: bool = True) -> Iterator[None]:
         """Writes made inside commit together at the end (one fsync), or not at all. For synchronous
         code only: nothing may await inside, or another request's write could join the batch and
-        be answered before it is durable."""
+        be answered before it is durable. `durable=False`: no fsync (see the module's docstring for
+        what may use it); a durable write joining such a batch makes the whole batch durable."""
         with self._lock:
             if self._batch_depth:
+                if durable:
+                    self._durable_from_here()
                 yield
                 return
             self._batch_depth = 1
+            self._relaxed = not durable and self._path is not None
             try:
+                if self._relaxed:
+                    # Set outside the transaction; the commits that follow are not fsync'd.
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 with self._transaction():
                     yield
             finally:
                 self._batch_depth = 0
+                if self._relaxed:
+                    self._relaxed = False
+                    self._db.execute("PRAGMA synchronous=FULL")
+
+    def _durable_from_here(self) -> None:
+        """The open relaxed batch now holds a write that must survive a power cut: its commit is
+        fsync'd after all (SQLite reads the setting at commit, so it may change inside)."""
+        if self._relaxed:
+            self._relaxed = False
+            self._db.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
-    def _write(self) -> Iterator[None]:
-        """One write: its own transaction, or part of the batch in progress."""
+    def _write(self, joins: bool = False) -> Iterator[None]:
+        """One write: its own (durable) transaction, or part of the batch in progress. `joins`: a
+        write that is only as durable as that batch (an order record, an event); any other write
+        makes the batch durable."""
         with self._lock:
             if self._batch_depth:
+                if not joins:
+                    self._durable_from_here()
                 yield
             else:
                 with self._transaction():
@@ -191,13 +231,21 @@ class Journal:
         crashpoints.reached("journal.committed")
         for r in self._unsaved:
             figures = self._figures.get(r.account)
-            if figures is not None:
-                figures[r.client_order_id] = OrderFigures.of(r)
+            if figures is not None and r.created_at >= self._figures_since.get(r.account, ""):
+                figures[r.client_order_id] = OrderFigures.of(r)   # an earlier day's is never counted
+            self._remember(r)
         self._unsaved.clear()
+
+    def _remember(self, r: OrderRecord) -> None:
+        key = (r.account, r.client_order_id)
+        self._recent.pop(key, None)   # to the end: the oldest goes first when the cache is full
+        self._recent[key] = r
+        if len(self._recent) > _RECENT_MAX:
+            del self._recent[next(iter(self._recent))]
 
     # ----- orders
     def put_order(self, r: OrderRecord) -> None:
-        with self._write():
+        with self._write(joins=True):
             self._db.execute(
                 _PUT,
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at, r.status.value),
@@ -239,6 +287,7 @@ class Journal:
             if rowid in self._unreadable:
                 return
             self._unreadable.add(rowid)
+            self._recent.pop((account, cid), None)
             try:
                 with self._write():
                     self._db.execute(
@@ -274,8 +323,14 @@ class Journal:
             return self._decoded([r[:4] for r in rows])
 
     def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
-        found = self._select("account=? AND client_order_id=?", (account, client_order_id))
-        return found[0] if found else None
+        with self._lock:
+            known = self._recent.get((account, client_order_id))
+            if known is not None:
+                return known
+            found = self._select("account=? AND client_order_id=?", (account, client_order_id))
+            if found:
+                self._remember(found[0])
+            return found[0] if found else None
 
     def order_by_id(self, account: str, order_id: int) -> OrderRecord | None:
         found = self._select("account=? AND order_id=? LIMIT 1", (account, order_id))
@@ -303,8 +358,10 @@ class Journal:
             if figures is None:
                 figures = self._figures[account] = {r.client_order_id: OrderFigures.of(r)
                                                     for r in self.orders(account, since)}
-            for cid in [cid for cid, f in figures.items() if f.created_at < since]:
-                del figures[cid]  # an earlier day's: never asked for again
+            if self._figures_since.get(account) != since:
+                for cid in [cid for cid, f in figures.items() if f.created_at < since]:
+                    del figures[cid]  # an earlier day's: never asked for again
+                self._figures_since[account] = since
             # `excluding`: an approved order decided again must not count itself among the pending.
             return [f for cid, f in figures.items() if cid != excluding]
 
@@ -321,7 +378,7 @@ class Journal:
         `type` (the event's class): nothing in the event can overwrite them (domain/events.py).
         Raises StateUnwritable when the journal cannot be written (nothing is then recorded)."""
         time, kind, data = iso(at), event.type.value, event.payload()
-        with self._write():
+        with self._write(joins=True):
             cur = self._db.execute(
                 "INSERT INTO events (account, time, type, order_id, client_order_id, data) VALUES (?,?,?,?,?,?)",
                 (event.account, time, kind, event.order_id, event.client_order_id, json.dumps(data)),
@@ -455,7 +512,8 @@ class Journal:
             return _audit_head(self._db)
 
     def put_audit_head(self, records: int, last_hash: str) -> None:
-        with self._write():
+        # Not fsync'd: the audit file itself was, and a file ahead of its anchor is caught up at start.
+        with self.batch(durable=False):
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                  [("audit_records", str(records)), ("audit_hash", last_hash)])
 

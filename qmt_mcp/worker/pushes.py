@@ -63,9 +63,12 @@ class PushRecorder:
 
     def on_events(self, events: Sequence[BrokerEvent]) -> None:
         """Called by the broker after each state change with its pushes, in order. Never calls the
-        broker. One state change is one journal transaction: one fsync, not one per record."""
+        broker. One state change is one journal transaction: one fsync, not one per record, and
+        none unless it holds a fill: a status repeats the broker's own list, which reconciliation
+        reads again after a power cut, but a fill's trade event is the only record of it we keep."""
+        durable = any(isinstance(ev, TradeFilled) for ev in events)
         try:
-            with self.journal.batch():
+            with self.journal.batch(durable=durable):
                 for ev in events:
                     self._on_broker_event(ev)
         except StateUnwritable as exc:

@@ -23,22 +23,15 @@ from ..backends.port import BrokerPort
 from ..clock import Clock
 from ..domain.events import RiskEvent
 from ..domain.money import yuan_text
-from ..domain.orders import OrderRecord, Side
+from ..domain.orders import Side
 from ..domain.risk import RiskLimits, RiskState, RiskUsage, breaker_should_trip
 from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import AccountView
-from .journal import Journal, OrderFigures
+from .journal import Journal
 
 # Never at the broker: not counted. A pending approval is not here: it counts like an open order.
 _NOT_SENT = {OrderStatus.JUNK, OrderStatus.DENIED}
-
-
-def order_exposure(r: OrderRecord | OrderFigures) -> Decimal:
-    """Yuan an order uses of the daily turnover: what traded, plus what may still trade."""
-    if r.status in TERMINAL:
-        return r.traded_amount
-    return r.traded_amount + r.price * (r.volume - r.traded_volume)
 
 
 async def account_view(broker: BrokerPort, account_id: str) -> AccountView:
@@ -147,19 +140,27 @@ class RiskBook:
         now = self.clock.now()
         day_start = iso_ms(now.replace(hour=0, minute=0, second=0, microsecond=0))
         minute_ago = iso_ms(now - timedelta(seconds=60))
-        today = [r for r in self.journal.order_figures(account, since=day_start, excluding=excluding)
-                 if r.status not in _NOT_SENT]
-        open_buys = [r for r in today if r.side is Side.BUY and r.status not in TERMINAL]
+        # One pass: every order checks all of the day's orders, so this runs over hundreds per order.
+        count = recent = 0
+        turnover = Decimal(0)
         pending: dict[str, Decimal] = {}
-        for r in open_buys:
-            pending[r.code] = pending.get(r.code, Decimal(0)) + r.price * (r.volume - r.traded_volume)
-        return RiskUsage(
-            orders_last_minute=sum(1 for r in today if r.created_at >= minute_ago),
-            orders_today=len(today),
-            turnover_today=sum((order_exposure(r) for r in today), Decimal(0)),
-            position_codes=frozenset({*held, *(r.code for r in open_buys)}),
-            pending_buys=pending,
-        )
+        codes = set(held)
+        for r in self.journal.order_figures(account, since=day_start, excluding=excluding):
+            if r.status in _NOT_SENT:
+                continue
+            count += 1
+            if r.created_at >= minute_ago:
+                recent += 1
+            if r.status in TERMINAL:
+                turnover += r.traded_amount
+                continue
+            rest = r.price * (r.volume - r.traded_volume)
+            turnover += r.traded_amount + rest   # what traded, plus what may still trade
+            if r.side is Side.BUY:
+                pending[r.code] = pending.get(r.code, Decimal(0)) + rest
+                codes.add(r.code)
+        return RiskUsage(orders_last_minute=recent, orders_today=count, turnover_today=turnover,
+                         position_codes=frozenset(codes), pending_buys=pending)
 
     @staticmethod
     def usage_wire(u: RiskUsage) -> dict[str, object]:

@@ -301,7 +301,9 @@ class WorkerService:
         if rec.order_id is None or rec.status is OrderStatus.PENDING_SUBMIT:
             status = OrderStatus.UNREPORTED if rec.status is OrderStatus.PENDING_SUBMIT else rec.status
             try:
-                self.journal.put_order(replace(rec.advanced(status), order_id=order_id))
+                # Not fsync'd: after a power cut, reconciliation finds the order by its remark.
+                with self.journal.batch(durable=False):
+                    self.journal.put_order(replace(rec.advanced(status), order_id=order_id))
             except StateUnwritable as exc:
                 # The broker has the order; our record stays pending until reconciliation can write.
                 raise SubmitIndeterminate(
