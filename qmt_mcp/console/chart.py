@@ -42,8 +42,9 @@ def kline_svg(code: str, period: str, bars: list[dict[str, Any]], fills: list[di
     lows = [_d(b["low"]) for b in bars] + [_d(f["price"]) for _, f in placed]
     highs = [_d(b["high"]) for b in bars] + [_d(f["price"]) for _, f in placed]
     lo, hi = min(lows), max(highs)
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
+    # Room above and below, so a marker at the highest or lowest price is drawn whole.
+    pad = (hi - lo) / 10 if hi > lo else max(hi / 100, Decimal("0.01"))
+    lo, hi = lo - pad, hi + pad
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / len(bars)
     body_w = max(1.0, step * 0.6)

@@ -49,12 +49,13 @@ JS = """
   function typing(){var a=document.activeElement;return live.contains(a)&&a.tagName==='INPUT';}
   function refresh(){
     due=null;
+    if(!live)return;
     if(typing()){held=true;return;}
     fetch('/live',{credentials:'same-origin'}).then(function(r){return r.ok?r.text():null})
       .then(function(t){if(t!==null)live.innerHTML=t;}).catch(function(){});
   }
   function soon(){if(due===null)due=setTimeout(refresh,100);}
-  live.addEventListener('focusout',function(){if(held){held=false;soon();}});
+  if(live)live.addEventListener('focusout',function(){if(held){held=false;soon();}});
   setInterval(soon,10000);
   var KEYS=['account','type','code','side','volume','price','status','decision','channel','client_order_id',
             'approval_id','rule','note','status_msg','message'];
