@@ -21,7 +21,7 @@ import httpx
 import pytest
 from mcp import Client
 from test_approvals_cli import CONFIG, _buy
-from test_operator_controls import _audited, _call, _home, _params
+from test_operator_controls import _audited, _call, _cli, _home, _params
 
 from qmt_mcp.console import Console, Session
 
@@ -224,7 +224,12 @@ async def test_an_agents_order_appears_in_the_live_feed_within_a_second_without_
     # ...and the event refreshed the approvals in place: the order waits there, on the same page.
     await rig.page.locator(".approval", has_text="console-feed-1").wait_for(timeout=1000)
     assert await rig.page.evaluate("window.notReloaded") is True
-    box = rig.page.locator(".approval", has_text="console-feed-1")   # decided, so nothing is left waiting
-    await box.locator('[data-action="deny"]').click()
-    await rig.page.wait_for_selector("#flash")
-    assert "denied" in await rig.page.inner_text("#flash")
+    # Decided elsewhere (the CLI), with a note that looks like markup: the feed shows it, as text.
+    rc, _ = await _cli(rig.home, "deny", placed["order"]["approval"]["approval_id"], "--note", XSS)
+    assert rc == 0
+    decided = rig.page.locator("#feed li", has_text="decision=denied")
+    await decided.first.wait_for(timeout=5000)
+    assert XSS in await decided.first.inner_text() and await rig.page.locator("img").count() == 0
+    await rig.page.locator("#live tr", has_text="console-feed-1").locator("[data-field=status]",
+                                                                            has_text="denied").wait_for()
+    assert await rig.page.evaluate("window.notReloaded") is True

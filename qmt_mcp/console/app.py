@@ -126,12 +126,13 @@ class Console:
         body = ["<h1>qmt-mcp operator console</h1>"
                 + (f"<p class='flash' id='flash'>{esc(flash)}</p>" if flash else ""), pages.feed()]
         try:
-            body.append(await pages.health(self.worker))
+            # What waits for the person first; the state of the machinery last.
             accounts = (await self.worker.call("list_accounts", {}))["accounts"]
             body.append(f"<div id='live'>{await self._live(s, accounts)}</div>")
             body.append(await pages.accounts_part(self.worker, accounts))
             body.append(await pages.chart_part(self.worker, accounts, dict(request.query_params)))
             body.append(await pages.risk_part(self.worker, self._former(s)))
+            body.append(await pages.health(self.worker))
             body.append(await pages.audit_part(self.worker))
         except QmtError as exc:
             body.append(f"<p class='err'>{esc(exc.code.value)}: {esc(exc.message)}</p>")

@@ -29,7 +29,8 @@ CSS = """
 body{font:14px system-ui,'Noto Sans CJK SC',sans-serif;margin:1em 2em;color:#222}
 h1{font-size:20px}h2{font-size:16px;margin-top:1.5em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td[data-field=name],td[data-field=time],td[data-field=code]{white-space:nowrap}
 .flash{background:#fff3c4;padding:.4em}.err{color:#a00}
 .approval{border:2px solid #c80;padding:.5em;margin:.5em 0}form.inline{display:inline}
 .preview{display:flex;gap:1.5em;flex-wrap:wrap}.preview h4{margin:.3em 0}
@@ -113,7 +114,7 @@ def _preview(p: dict[str, Any] | None) -> str:
             f"<div data-part='checks'><h4>Checks (rule book)</h4>{table(rows(p.get('checks') or []))}</div>"
             f"<div data-part='fees'><h4>Fees and total</h4>{pairs(fees)}</div>"
             f"<div data-part='risk'><h4>Risk</h4>{table(rows(risk.get('decisions') or []))}"
-            f"<h4>Usage today (before it)</h4>{pairs(risk.get('usage') or {})}</div></div>")
+            f"<h4>Usage today (without this order)</h4>{pairs(risk.get('usage') or {})}</div></div>")
 
 
 async def live(w: Reads, form: Form, accounts: list[dict[str, Any]]) -> str:
