@@ -30,7 +30,7 @@ log = logging.getLogger("qmt_mcp.console")
 COOKIE = "qmt_console"
 CHANNEL = "console"
 TIMEOUT_S = 30.0
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self'; "
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
        "connect-src 'self'; form-action 'self'")
 
 
@@ -136,7 +136,7 @@ class Console:
             body.append(await pages.audit_part(self.worker))
         except QmtError as exc:
             body.append(f"<p class='err'>{esc(exc.code.value)}: {esc(exc.message)}</p>")
-        page = (f"<!doctype html><html lang='zh-Hans'><head><meta charset='utf-8'><title>qmt-mcp console</title>"
+        page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>qmt-mcp console</title>"
                 f"<style>{pages.CSS}</style></head><body>{''.join(body)}<script>{pages.JS}</script></body></html>")
         return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
                                            "X-Frame-Options": "DENY"})
