@@ -27,6 +27,7 @@ from .domain.timeutil import iso
 from .statedir import private_dir
 from .worker.api import Handler, build_app
 from .worker.audit import AuditLog
+from .worker.audit_status import AuditStatus
 from .worker.confirm import ConfirmTokens, load_secret
 from .worker.journal import Journal
 from .worker.leases import CHECK_S, Leases
@@ -68,6 +69,7 @@ class Worker:
             "set_kill_switch": o.set_kill_switch, "set_blocked_code": o.set_blocked_code,
             "operator_reset_risk": o.operator_reset_risk,
             "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
+            "audit_status": AuditStatus(self.audit, self.journal).audit_status,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:

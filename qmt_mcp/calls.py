@@ -362,6 +362,8 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
     # marked too: every operator call is audited, so the trail shows who looked as well as who decided.
     Call("list_approvals", ListApprovalsArgs, operator=True),   # a read: not audited, safe to retry
     Call("decide_approval", DecideApprovalArgs, changes_state=True, operator=True),
+    # The audit chain's state for the operator console (worker/audit_status.py): a read, not a tool.
+    Call("audit_status", NoArgs),
 )}
 
 

@@ -77,6 +77,7 @@ class Session:
 
     def __init__(self, client: Client, worker: Worker, clock: ManualClock) -> None:
         self.server: Any = None
+        self.worker_sock: Path | None = None   # where the worker's HTTP API listens (open_session)
         self.client = client
         self.worker = worker
         self.clock = clock
@@ -191,6 +192,7 @@ async def open_session(
         async with Client(server, **client_kw) as client:
             s = Session(client, worker, clock)
             s.server = server
+            s.worker_sock = sock
             yield s
 
 

@@ -21,13 +21,16 @@ import httpx
 import pytest
 from mcp import Client
 from test_approvals_cli import CONFIG, _buy
-from test_operator_controls import _audited, _call, _home, _params
+from test_operator_controls import _audited, _call, _cli, _home, _params
 
 from qmt_mcp.console import Console, Session
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".ci" / "artifacts"
 XSS = "<img src=x onerror=alert(1)>"
+# As root the sandbox must be off; the rest keeps a headless chromium from reaching for the network.
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
 
 try:
     from playwright.async_api import Browser, Page, async_playwright
@@ -86,9 +89,7 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
                     except httpx.TransportError:
                         await anyio.sleep(0.05)
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run"])
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
                 try:
                     page = await (await browser.new_context(viewport={"width": 1200, "height": 900})).new_page()
                     page.set_default_timeout(20_000)
@@ -209,3 +210,26 @@ async def test_a_post_without_the_csrf_token_or_from_another_origin_is_refused(r
         ok = await http.post(url, data={**form, "on": "0", "csrf": csrf}, headers=same)
         assert ok.status_code == 303
     assert [r["args"]["note"] for r in _audited(rig.home, "set_kill_switch")] == ["stop for now", "forged"]
+
+
+async def test_an_agents_order_appears_in_the_live_feed_within_a_second_without_a_reload(rig: Rig) -> None:
+    await rig.page.goto(rig.base + "/")
+    await rig.page.wait_for_selector("#feed-state[data-state=live]")   # the feed has reached the worker
+    await rig.page.evaluate("window.notReloaded = true")
+    placed = await _buy(rig.agent, "console-feed-1")   # not waiting: it is pending once this returns
+    assert placed["ok"] and placed["order"]["status"] == "pending_approval"
+    entry = rig.page.locator("#feed li", has_text="client_order_id=console-feed-1")
+    await entry.first.wait_for(timeout=1000)
+    assert "approval_requested" in await entry.first.inner_text()
+    # ...and the event refreshed the approvals in place: the order waits there, on the same page.
+    await rig.page.locator(".approval", has_text="console-feed-1").wait_for(timeout=1000)
+    assert await rig.page.evaluate("window.notReloaded") is True
+    # Decided elsewhere (the CLI), with a note that looks like markup: the feed shows it, as text.
+    rc, _ = await _cli(rig.home, "deny", placed["order"]["approval"]["approval_id"], "--note", XSS)
+    assert rc == 0
+    decided = rig.page.locator("#feed li", has_text="decision=denied")
+    await decided.first.wait_for(timeout=5000)
+    assert XSS in await decided.first.inner_text() and await rig.page.locator("img").count() == 0
+    await rig.page.locator("#live tr", has_text="console-feed-1").locator("[data-field=status]",
+                                                                            has_text="denied").wait_for()
+    assert await rig.page.evaluate("window.notReloaded") is True

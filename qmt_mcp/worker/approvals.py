@@ -44,7 +44,7 @@ from ..domain.orders import MarketType, OrderRecord, OrderRequest, OrderType, Si
 from ..domain.status import OrderStatus
 from ..domain.text import clean_text
 from ..domain.timeutil import iso
-from .riskbook import account_view
+from .riskbook import RiskBook, account_view
 
 if TYPE_CHECKING:
     from .service import WorkerService
@@ -147,8 +147,23 @@ class Approvals:
             if rec is None:
                 continue   # its record was set aside as unreadable: nothing to decide about
             out.append({"approval_id": a["approval_id"], "kind": "order", "account": a["account"],
-                        "order": rec.to_wire(), "amount": float(rec.price * rec.volume), **when})
+                        "order": rec.to_wire(), "amount": float(rec.price * rec.volume), **when,
+                        "preview": await self._preview(rec)})
         return {"approvals": out}
+
+    async def _preview(self, rec: OrderRecord) -> dict[str, Any]:
+        """What approving `rec` would meet now, for the person deciding: the rule book's checks, the
+        estimate with its fees, and every risk rule's decision, as preview_order shows them, decided
+        the way the approval will decide (its own pending record not counted against it). Now, not
+        when the agent asked: prices and usage move, and this is what the second check will see."""
+        req = request_of(rec.fingerprint)
+        try:
+            v = await self.svc.decision(req, excluding=rec.client_order_id)
+        except QmtError as exc:
+            return {"would_accept": False, "error": exc.to_dict()}
+        return {"would_accept": v.would_accept, "checks": [c.to_wire() for c in v.checks],
+                "estimate": v.est.to_wire(req.side),
+                "risk": {"decisions": [d.to_wire() for d in v.decisions], "usage": RiskBook.usage_wire(v.usage)}}
 
     async def decide_approval(self, args: DecideApprovalArgs) -> dict[str, Any]:
         """A person's decision. Raises InvalidArgument (unknown id; already decided; expired, which is

@@ -263,6 +263,11 @@ class WorkerService:
                                details={"order": prior.to_wire(), "idempotent_replay": True})
         return prior
 
+    async def decision(self, req: OrderRequest, excluding: str | None = None) -> OrderDecision:
+        """The whole decision about `req` as preview_order shows it, without a token or any effect;
+        `excluding` as in `_validate` (an approval's own pending record, as its approval will see it)."""
+        return await self._validate(req, excluding)
+
     async def recheck(self, req: OrderRequest, acct: AccountConfig, cid: str) -> None:
         """Validation and risk again for the order `cid` a person approved (approvals.py); the first
         refusal is raised. Call under the order lock."""
