@@ -7,12 +7,12 @@ after its request may have been sent is SUBMIT_INDETERMINATE, never retried.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pydantic_core
 
 from ..calls import STATE_CHANGING
 from ..domain.errors import ErrorCode, QmtError, StateChanged, SubmitIndeterminate
@@ -100,7 +100,7 @@ class WorkerClient:
             raise QmtError("no worker is connected yet", code=ErrorCode.WORKER_UNAVAILABLE)
         try:
             status, raw = await self._wire.post(
-                f"/v1/{name}", json.dumps(args).encode(), self._headers,
+                f"/v1/{name}", pydantic_core.to_json(args), self._headers,
                 (budget_s or self._timeout) + extra_timeout, retry_safe=name not in STATE_CHANGING,
             )
         except WireConnectError as exc:
@@ -116,7 +116,7 @@ class WorkerClient:
             raise QmtError("the worker did not answer", code=ErrorCode.WORKER_UNAVAILABLE,
                            state_changed=state) from exc
         try:
-            body = json.loads(raw)
+            body = pydantic_core.from_json(raw)   # compiled: a third of json.loads's time
         except ValueError as exc:
             raise QmtError(f"the worker answered HTTP {status} without JSON",
                            code=ErrorCode.INTERNAL, state_changed="unknown") from exc
