@@ -77,6 +77,7 @@ const qmt = (() => {
   const yuan = (v) => v === undefined || v === null ? "–" : Number(v).toLocaleString("en-US",
     { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const signed = (v) => (v > 0 ? "+" : "") + yuan(v);
-  const show = (id, ...children) => document.getElementById(id).replaceChildren(...children);
+  const show = (id, ...children) => document.getElementById(id).replaceChildren(
+    ...children.flat().filter((c) => c !== null && c !== undefined));
   return { start, call, el, yuan, signed, show };
 })();
