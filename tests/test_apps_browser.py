@@ -26,6 +26,7 @@ ESBUILD = NODE / ".bin" / "esbuild"
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / ".ci" / "artifacts"
 TOKEN = "apps-browser-token"
+XSS = "<img src=x onerror=alert(1)>"
 CONFIG = ('[accounts.sim]\naccount_id = "88000001"\npositions = {"600000.SH" = 1000, "000001.SZ" = 2000}\n\n'
           '[approval]\nhuman = "all"\n')
 
@@ -188,9 +189,11 @@ async def test_approve_in_the_ticket_sends_the_waiting_order_and_it_fills(host: 
 
 async def test_deny_in_the_ticket_ends_the_order_denied(host: Host) -> None:
     view, _ = await _ticket(host, "ticket-no", "app-no-1")
+    await view.locator("#note").fill(XSS)   # a person's text comes back in status_msg: shown as text
     await view.locator('[data-action="deny"]').click()
     await view.locator('#order-status[data-status="denied"]').wait_for()
-    assert "denied by a person (app)" in await view.locator("#status-msg").inner_text()
+    assert await view.locator("#status-msg").inner_text() == f"denied by a person (app): {XSS}"
+    assert await view.locator("img").count() == 0
     got = await host.call("get_order", {"account": "sim", "client_order_id": "app-no-1"})
     assert got["order"]["status"] == "denied" and got["order"]["order_id"] is None
 
