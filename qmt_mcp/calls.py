@@ -194,7 +194,12 @@ class OperatorArgs(Args):
     channel: Channel = "cli"   # where the person acted: recorded in the journal's risk event and the audit
 
 
-ApprovalId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="from qmt-mcp approvals")]
+ApprovalId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$",
+                                  description="the order's approval.approval_id (or from qmt-mcp approvals)")]
+# Where a person decided: the operator's two (operator key), and the MCP Apps order ticket, which the
+# MCP server's worker token sends for the host (Call.server_channel below).
+DecisionChannel = Literal["cli", "console", "app"]
+DecisionNote = Annotated[str | None, Field(max_length=200, description="why, recorded and audited")]
 
 
 class ListApprovalsArgs(Args):
@@ -202,10 +207,11 @@ class ListApprovalsArgs(Args):
 
 
 class DecideApprovalArgs(Args):
+    SERVER_ONLY: ClassVar[frozenset[str]] = frozenset({"channel"})   # the app tool's channel is the server's word
     approval_id: ApprovalId
     decision: Literal["approve", "deny"]
-    note: Annotated[str | None, Field(max_length=200, description="why, recorded and audited")] = None
-    channel: Channel = "cli"   # must be one of [approval] channels to count
+    note: DecisionNote = None
+    channel: DecisionChannel = "cli"   # must be one of [approval] channels to count
 
 
 class KillSwitchArgs(OperatorArgs):
@@ -241,8 +247,13 @@ class Call:
     changes_state: bool = False    # audited; never retried once the request may have been sent
     tool: Tool | None = None       # None: not an agent's tool (the server's own plumbing)
     # A person's control: the worker takes it only with the operator key (operator.key in the state
-    # dir), never with the MCP server's worker token, and it is never a tool.
+    # dir), never with the MCP server's worker token, and it is never a tool...
     operator: bool = False
+    # ...except as this one channel: the MCP server's worker token may make the call only with
+    # `channel` set to it, and the operator key never with it (decide_approval from the MCP Apps order
+    # ticket: the host shows the tool to the view, not to the model; it counts only where
+    # `[approval] channels` lists "app"). README "MCP Apps" says what that trusts.
+    server_channel: Literal["app"] | None = None
 
 
 CATALOGUE: dict[str, Call] = {c.name: c for c in (
@@ -361,7 +372,11 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
     # Approvals (`qmt-mcp approvals`, `approve`, `deny`): a person's, never the agent's. Listing is
     # marked too: every operator call is audited, so the trail shows who looked as well as who decided.
     Call("list_approvals", ListApprovalsArgs, operator=True),   # a read: not audited, safe to retry
-    Call("decide_approval", DecideApprovalArgs, changes_state=True, operator=True),
+    Call("decide_approval", DecideApprovalArgs, changes_state=True, operator=True, server_channel="app", tool=Tool(
+        'Decide approval',
+        "App-only (MCP Apps visibility [\"app\"]): the order ticket's Approve / Deny, a person's decision on "
+        'an order waiting for one. Hosts hide it from the model; a client without MCP Apps is refused.',
+        kind="order")),
     # The audit chain's state for the operator console (worker/audit_status.py): a read, not a tool.
     Call("audit_status", NoArgs),
 )}
@@ -369,6 +384,7 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
 
 STATE_CHANGING: frozenset[str] = frozenset(c.name for c in CATALOGUE.values() if c.changes_state)
 OPERATOR: frozenset[str] = frozenset(c.name for c in CATALOGUE.values() if c.operator)
+SERVER_CHANNEL: dict[str, str] = {c.name: c.server_channel for c in CATALOGUE.values() if c.server_channel}
 
 
 def invalid_arguments(exc: ValidationError) -> InvalidArgument:

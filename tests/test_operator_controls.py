@@ -17,7 +17,7 @@ from mcp import Client, StdioServerParameters
 from test_stdio_e2e import _worker_pids
 from workerproc import WorkerProcess
 
-from qmt_mcp.calls import CATALOGUE, OPERATOR
+from qmt_mcp.calls import CATALOGUE, OPERATOR, SERVER_CHANNEL
 from qmt_mcp.domain.errors import ErrorCode, QmtError
 from qmt_mcp.server.tools import TOOLS
 from qmt_mcp.server.worker_client import WorkerClient
@@ -83,10 +83,12 @@ def _audited(home: Path, call: str) -> list[dict[str, Any]]:
 
 def test_no_mcp_tool_reaches_an_operator_call() -> None:
     assert set(OPERATOR_ARGS) == OPERATOR
-    for name in OPERATOR:
+    # The one exception: the MCP Apps ticket's decide_approval, as channel "app" only (tests/test_apps.py).
+    assert SERVER_CHANNEL == {"decide_approval": "app"}
+    for name in OPERATOR - set(SERVER_CHANNEL):
         # Every operator call that changes something is audited; reading the pending list is not.
         assert CATALOGUE[name].tool is None and (CATALOGUE[name].changes_state or name == "list_approvals"), name
-    assert not OPERATOR & set(TOOLS)
+    assert not (OPERATOR - set(SERVER_CHANNEL)) & set(TOOLS)
 
 
 async def test_the_servers_worker_token_is_refused_on_every_operator_call_and_the_key_on_ordinary_ones(

@@ -12,8 +12,9 @@ CONTRACT_TOOLS = {
     "health", "list_accounts", "get_quote", "get_klines", "get_ticks", "search_instruments", "get_instrument",
     "list_sectors", "get_asset", "get_positions", "get_orders", "get_trades", "get_order", "preview_order",
     "place_order", "cancel_order", "get_risk_status", "reset_risk", "get_order_events",
+    "decide_approval",   # 0.2: the MCP Apps order ticket's, app-only (tests/test_apps.py)
 }
-DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk"}
+DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk", "decide_approval"}
 
 pytestmark = pytest.mark.anyio
 

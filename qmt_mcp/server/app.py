@@ -28,6 +28,7 @@ from ..calls import CATALOGUE, Kind, invalid_arguments
 from ..config import ApprovalConfig
 from ..domain.errors import ErrorCode, QmtError
 from . import schemas as S
+from .apps import VIEWS, build_apps
 from .events import EventFeed, LegacySubscriptions
 from .human import ConfirmHuman, WorkerCall
 from .resources import register_legacy_subscriptions, register_prompts, register_resources
@@ -225,8 +226,17 @@ def build_server(
                 srv.feed = None
                 tg.cancel_scope.cancel()
 
+    def registration(name: str) -> dict[str, Any]:
+        tool = CATALOGUE[name].tool
+        if tool is None:
+            raise ValueError(f"{name} is not a tool in the catalogue")
+        return {"name": name, "title": tool.title, "description": tool.description,
+                "annotations": ANNOTATIONS[tool.kind]}
+
+    # The tools with a view (MCP Apps) are the extension's, registered as the server is built.
+    apps = build_apps({name: (TOOL_FUNCTIONS[name], registration(name)) for name in VIEWS})
     srv = QmtServer(
-        "qmt-mcp", version=__version__, log_level="WARNING", lifespan=lifespan, subscriptions=bus,
+        "qmt-mcp", version=__version__, log_level="WARNING", lifespan=lifespan, subscriptions=bus, extensions=[apps],
         instructions=(
             "Trade China A-shares through miniQMT (or the built-in simulator). Volumes are shares, "
             "prices yuan. Preview before placing, show the preview to the person, pass a client_order_id, "
@@ -238,9 +248,8 @@ def build_server(
                                    and "elicitation" in approval.channels)
 
     for call in CATALOGUE.values():
-        if call.tool is not None:
-            srv.tool(name=call.name, title=call.tool.title, description=call.tool.description,
-                     annotations=ANNOTATIONS[call.tool.kind])(TOOL_FUNCTIONS[call.name])
+        if call.tool is not None and call.name not in VIEWS:
+            srv.tool(**registration(call.name))(TOOL_FUNCTIONS[call.name])
     register_resources(srv)
     register_legacy_subscriptions(srv, legacy)
     register_prompts(srv)

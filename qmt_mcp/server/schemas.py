@@ -342,3 +342,16 @@ class ResetRiskResult(Envelope):
 class EventsResult(Envelope):
     events: list[EventOut] | None = None
     next_seq: int | None = None
+
+
+class DecideApprovalResult(Envelope):
+    """decide_approval (the MCP Apps order ticket): the decision and the order's status after it."""
+
+    approval_id: str | None = None
+    decision: Literal["approved", "denied"] | None = None
+    kind: Literal["order", "reset_risk"] | None = None
+    account: str | None = None
+    order: OrderOut | None = Field(None, description="the order after the decision (None for a breaker reset)")
+    refused: ErrorInfo | None = Field(None, description="approved, but refused on the second check: it ended denied")
+    breaker: dict[str, Any] | None = None
+    reset_at: str | None = None

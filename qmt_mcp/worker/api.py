@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..calls import OPERATOR, STATE_CHANGING, checked_args
+from ..calls import OPERATOR, SERVER_CHANNEL, STATE_CHANGING, checked_args
 from ..domain.errors import ErrorCode, QmtError
 from . import crashpoints
 
@@ -90,7 +90,10 @@ def build_app(
 
     async def call(request: Request) -> Response:
         name = request.path_params["name"]
-        if (denied := refused(request, operator=name in OPERATOR)) is not None:
+        denied = refused(request, operator=name in OPERATOR)
+        # The server's token on the one operator call it may make: let in, the channel checked below.
+        by_server = denied is not None and name in SERVER_CHANNEL and refused(request) is None
+        if denied is not None and not by_server:
             return denied
         handler = handlers.get(name)
         if handler is None:
@@ -110,6 +113,13 @@ def build_app(
             return _Json(error_body(exc), status_code=400)
         status = 200
         try:
+            if name in SERVER_CHANNEL and by_server != (args.get("channel") == SERVER_CHANNEL[name]):
+                # Who decided follows the credential: the server's token only as its channel, and the
+                # operator key never as that one. An answer (200), not a 401: the server reads a 401
+                # from its spawned worker as "the worker was replaced".
+                raise QmtError(f"{name} through channel {args.get('channel', 'cli')!r} needs "
+                               f"{'the operator key' if by_server else 'the MCP server (the app channel)'}",
+                               code=ErrorCode.UNAUTHORIZED, details={"channel": args.get("channel", "cli")})
             # Checked against the call's model in the catalogue before any handler sees it; the
             # handler gets the model instance.
             body_out: dict[str, Any] = {"ok": True, **await handler(checked_args(name, args))}
@@ -128,7 +138,8 @@ def build_app(
                 else {"ok": True, "order": body_out.get("order")}}
             if name in OPERATOR:
                 # Who: a person, through the channel the call names (checked by its model; cli if omitted).
-                entry["by"] = {"operator": True, "channel": args.get("channel", "cli")}
+                # (The app channel: the MCP server's token, for a person at the host's order ticket.)
+                entry["by"] = {"operator": not by_server, "channel": args.get("channel", "cli")}
             try:
                 audit(entry)
             except OSError:
