@@ -139,6 +139,14 @@ async def test_the_console_on_another_state_dir_shows_the_remote_workers_pending
                     except httpx.TransportError:
                         await anyio.sleep(0.05)
                 assert (await http.get(login_url)).status_code == 303   # the session cookie, kept by the client
+                # The live feed relays the remote worker's event stream, read with the worker token.
+                async with http.stream("GET", "/events") as feed:
+                    seen = b""
+                    async for chunk in feed.aiter_bytes():
+                        seen += chunk
+                        if b"event: hello" in seen or b"event: down" in seen:
+                            break
+                assert b"event: hello" in seen, seen
                 page = (await http.get("/")).text
                 box = page.split(f"data-approval-id='{approval_id}'", 1)[1].split("class='approval'", 1)[0]
                 assert "remote-console-1" in box and "data-action='approve'" in box
