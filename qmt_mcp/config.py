@@ -39,6 +39,9 @@ class ServerConfig(_Strict):
 class WorkerConfig(_Strict):
     url: str = Field("", pattern=r"^(https?://[^/\s]+(/\S*)?)?$")  # empty: spawn a local worker
     token_env: str = "QMT_WORKER_TOKEN"
+    # With url: where the person's CLI and console find their copy of that worker's operator.key
+    # (operator_link.py); empty: operator.key in this state dir. Never read by the MCP server.
+    operator_key_file: str = ""
     backend: Literal["sim", "xtquant"] = "sim"
     call_timeout_s: float = Field(10, gt=0)
     submit_timeout_s: float = Field(30, gt=0)

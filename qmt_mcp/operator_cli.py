@@ -1,11 +1,12 @@
 """The operator commands: `qmt-mcp kill-switch`, `risk reset`, `block`, `approvals`, `approve`, `deny`.
 
-A person at the terminal, not an agent: they call the running worker's operator calls with the
-operator key (operator.key in the state dir, which the worker made at its start). The worker is found
-the way a second MCP server finds it, through worker.json, trusted only if this user owns it and
-nobody else can write it (server/supervisor.read_worker_info): the operator key goes only to a worker
-of this user's. With no worker running there is nothing to change (the controls live in the
-worker's journal), so they say so and exit 1 instead of starting one.
+A person at the terminal, not an agent: they call the worker's operator calls with the operator key.
+The worker is found as the MCP server of this state dir finds it (operator_link.py): `[worker] url`
+when the config sets it (a standalone worker, say on the Windows host, with the person's copy of its
+operator.key), else the worker a `qmt-mcp serve` spawned here, through worker.json, trusted only if
+this user owns it and nobody else can write it: the operator key goes only to a worker of this user's.
+With no worker answering there is nothing to change (the controls live in the worker's journal), so
+they say so and exit 1 instead of starting one.
 """
 
 from __future__ import annotations
@@ -19,58 +20,29 @@ from typing import Any
 
 import anyio
 
-from .config import home_dir
-from .domain.errors import ErrorCode, QmtError
-from .statedir import distrust
-from .worker.operator import KEY_FILE
+from .config import WorkerConfig, home_dir, load_config
+from .domain.errors import QmtError
 
 TIMEOUT_S = 30.0
 CHANNEL = "cli"
 
 
-def _no_worker(home: Path, why: str = "") -> QmtError:
-    return QmtError(
-        f"no worker is running on {home}{': ' + why if why else ''}", code=ErrorCode.WORKER_UNAVAILABLE,
-        hint="start one with `qmt-mcp serve` (as your MCP client does), then run this again; a standalone "
-             "`qmt-mcp worker` (worker.url) writes no worker.json and is not reached by these commands yet",
-    )
-
-
-def _key(home: Path) -> str:
-    path = home / KEY_FILE
-    why = distrust(path, "file")
-    if why == "missing":
-        raise _no_worker(home, f"no {KEY_FILE} yet (a worker writes it when it starts)")
-    if why is not None:
-        raise QmtError(f"not using {path}: {why}", code=ErrorCode.UNAUTHORIZED)
-    return path.read_text(encoding="utf-8").strip()
-
-
-async def operator_call(home: Path, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Call the operator call `name` of the worker running on `home`. Raises QmtError (the worker's
-    code; WORKER_UNAVAILABLE when none runs there)."""
+async def operator_call(home: Path, name: str, args: dict[str, Any], worker: WorkerConfig | None = None,
+                        ) -> dict[str, Any]:
+    """Call the operator call `name` of the worker this state dir reaches (`worker`: the config's [worker];
+    None: the defaults, the local worker). Raises QmtError (the worker's code; WORKER_UNAVAILABLE when
+    none answers, UNAUTHORIZED when the key is missing or not that worker's)."""
     # Here, not at the top: `qmt-mcp worker` imports this module's parser and needs none of the client.
-    from .server.supervisor import read_worker_info, worker_endpoint
-    from .server.worker_client import WorkerClient, WorkerGone
+    from .operator_link import find
 
-    said: list[str] = []
-    info = read_worker_info(home, said.append, "not sending the operator key there")
-    endpoint = None if info is None else worker_endpoint(info, said.append)
-    if endpoint is None:
-        raise _no_worker(home, "; ".join(said))
-    client = WorkerClient(endpoint, _key(home), TIMEOUT_S)
-    try:
-        return await client.call(name, {**args, "channel": CHANNEL})
-    except WorkerGone:
-        raise _no_worker(home, "worker.json names one that does not answer") from None
-    finally:
-        await client.aclose()
+    link = find(home, worker or WorkerConfig())
+    return await link.call(name, {**args, "channel": CHANNEL}, TIMEOUT_S, operator=True)
 
 
 def _run(args: argparse.Namespace, name: str, call_args: dict[str, Any], said: str | Callable[[dict[str, Any]], str],
          ) -> int:
     try:
-        out = anyio.run(operator_call, home_dir(), name, call_args)
+        out = anyio.run(operator_call, home_dir(), name, call_args, load_config().worker)
     except QmtError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False))

@@ -16,16 +16,21 @@ from qmt_mcp.server.worker_client import WorkerClient
 
 
 class WorkerProcess:
-    """`qmt-mcp worker` on a state dir, reached through its HTTP API on a Unix socket."""
+    """`qmt-mcp worker` on a state dir, reached through its HTTP API on a Unix socket, or with `port` on
+    loopback TCP (`--host 127.0.0.1 --port`: the standalone worker a config's worker.url names)."""
 
-    def __init__(self, home: Path, n: int, env: dict[str, str] | None = None, timeout_s: float = 10) -> None:
+    def __init__(self, home: Path, n: int, env: dict[str, str] | None = None, timeout_s: float = 10,
+                 port: int | None = None) -> None:
         self.sock = home / f"w{n}.sock"
+        self.url = f"http://127.0.0.1:{port}" if port is not None else None
         self.log = home.parent / f"worker-{n}.log"
         env = {**os.environ, "QMT_MCP_HOME": str(home), "QMT_WORKER_TOKEN": f"token-{n}", **(env or {})}
+        listen = ["--uds", str(self.sock)] if port is None else ["--host", "127.0.0.1", "--port", str(port)]
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "worker", "--uds", str(self.sock)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "qmt_mcp", "worker", *listen],
                                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        self.client = WorkerClient.for_uds(str(self.sock), f"token-{n}", timeout_s=timeout_s)
+        self.client = (WorkerClient.for_uds(str(self.sock), f"token-{n}", timeout_s=timeout_s) if self.url is None
+                       else WorkerClient.for_url(self.url, f"token-{n}", timeout_s=timeout_s))
 
     async def ready(self) -> None:
         for _ in range(600):  # another process: polled, bounded

@@ -1,9 +1,11 @@
 """`qmt-mcp console`: the operator console, a web page for the person beside the agent.
 
-Its own process. It finds the running worker the way the operator CLI does (worker.json, trusted only if
-this user owns it and nobody else can write it: server/supervisor.read_worker_info), reads with the
-worker token worker.json carries (the server's credential for ordinary calls and the event stream) and
-acts with the operator key (operator.key) for a person's calls, which pass `channel: "console"`.
+Its own process. It finds the worker the way the operator CLI does (operator_link.py: `[worker] url`
+when the config sets it, else worker.json, trusted only if this user owns it and nobody else can write
+it), reads with the worker token (worker.json's, or `$<worker.token_env>` for worker.url: the server's
+credential for ordinary calls and the event stream) and acts with the operator key (operator.key, or
+the person's copy named by worker.operator_key_file) for a person's calls, which pass
+`channel: "console"`.
 
     app.py     routes, who may ask, the person's actions, the command
     pages.py   the page's parts (health, approvals with their preview, orders, accounts, risk, audit)

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..config import home_dir
+from ..config import WorkerConfig, home_dir, load_config
 from ..domain.errors import QmtError
-from ..operator_cli import _key, _no_worker
+from ..operator_link import find
 from ..server.worker_client import Endpoint
 from . import pages
 from .feed import relay
@@ -41,42 +41,34 @@ class Session:
 
 
 class Worker:
-    """The worker of `home`, found afresh for each request: a worker restarted by its server writes a new
+    """The worker the console reaches (operator_link.py: worker.url when the config sets it, else the one
+    worker.json names), found afresh for each request: a worker restarted by its server writes a new
     worker.json (another socket, another token), and the console follows it without a restart."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, config: WorkerConfig | None = None) -> None:
         self.home = home
-
-    def _find(self) -> tuple[Endpoint, str]:
-        from ..server.supervisor import read_worker_info, worker_endpoint
-
-        said: list[str] = []
-        info = read_worker_info(self.home, said.append, "the console does not use it")
-        endpoint = None if info is None else worker_endpoint(info, said.append)
-        if info is None or endpoint is None:
-            raise _no_worker(self.home, "; ".join(said))
-        return endpoint, str(info["token"])
+        self.config = config or WorkerConfig()
 
     def stream_endpoint(self) -> tuple[Endpoint, str]:
         """Where the worker's event stream is, and the worker token that reads it."""
-        return self._find()
+        link = find(self.home, self.config)
+        return link.endpoint, link.worker_token()
 
     async def call(self, name: str, args: dict[str, Any], operator: bool = False) -> dict[str, Any]:
-        from ..server.worker_client import WorkerClient, WorkerGone
+        link = find(self.home, self.config)
+        return await link.call(name, {**args, "channel": CHANNEL} if operator else args, TIMEOUT_S, operator)
 
-        endpoint, token = self._find()
-        client = WorkerClient(endpoint, _key(self.home) if operator else token, TIMEOUT_S)
-        try:
-            return await client.call(name, {**args, "channel": CHANNEL} if operator else args)
-        except WorkerGone:
-            raise _no_worker(self.home, "worker.json names one that does not answer") from None
-        finally:
-            await client.aclose()
+
+def _error(exc: QmtError) -> str:
+    # With the hint: "set $QMT_WORKER_TOKEN", "copy operator.key", "is the tunnel open" say what to do.
+    hint = f"<br><span data-part='hint'>{esc(exc.hint)}</span>" if exc.hint else ""
+    return f"<p class='err'>{esc(exc.code.value)}: {esc(exc.message)}{hint}</p>"
 
 
 class Console:
-    def __init__(self, home: Path, host: str, port: int, allow_remote: bool = False) -> None:
-        self.worker = Worker(home)
+    def __init__(self, home: Path, host: str, port: int, allow_remote: bool = False,
+                 worker: WorkerConfig | None = None) -> None:
+        self.worker = Worker(home, worker)
         self.host, self.port, self.remote = host, port, allow_remote
         self.login_token: str | None = secrets.token_urlsafe(24)
         self.sessions: dict[str, Session] = {}
@@ -135,7 +127,7 @@ class Console:
             body.append(await pages.health(self.worker))
             body.append(await pages.audit_part(self.worker))
         except QmtError as exc:
-            body.append(f"<p class='err'>{esc(exc.code.value)}: {esc(exc.message)}</p>")
+            body.append(_error(exc))
         page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>qmt-mcp console</title>"
                 f"<style>{pages.CSS}</style></head><body>{''.join(body)}<script>{pages.JS}</script></body></html>")
         return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
@@ -149,7 +141,7 @@ class Console:
             accounts = (await self.worker.call("list_accounts", {}))["accounts"]
             return HTMLResponse(await self._live(s, accounts), headers={"Cache-Control": "no-store"})
         except QmtError as exc:
-            return HTMLResponse(f"<p class='err'>{esc(exc.code.value)}: {esc(exc.message)}</p>")
+            return HTMLResponse(_error(exc))
 
     async def events(self, request: Request) -> Response:
         """The live event feed (feed.py): the worker's journal as Server-Sent Events."""
@@ -258,7 +250,7 @@ def cmd_console(args: argparse.Namespace) -> int:
             return 2
         print(f"qmt-mcp: WARNING: the console listens on {args.host} without TLS; anyone who can reach it and "
               "gets the login link can trade. Put an SSH tunnel or a TLS proxy in front.", file=sys.stderr)
-    console = Console(home_dir(), args.host, args.port, args.allow_remote)
+    console = Console(home_dir(), args.host, args.port, args.allow_remote, load_config().worker)
     print(f"qmt-mcp console: open {console.login_url}  (the link works once)", flush=True)
     # An open event feed must not hold a shutdown: the browser reconnects to the next console.
     uvicorn.run(console.app(), host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=1)

@@ -79,8 +79,15 @@ class _Conn:
         if self.buffer:
             return False  # bytes nobody asked for: the exchange is out of step
         try:
-            sock: socket.socket = self.stream.extra(SocketAttribute.raw_socket)  # noqa: S610 (anyio, not Django)
-            sock.recv(1, socket.MSG_PEEK)  # the event loop's sockets never block
+            raw = self.stream.extra(SocketAttribute.raw_socket)  # noqa: S610 (anyio, not Django)
+            # asyncio gives a TCP stream's socket as a TransportSocket, which has no recv (a worker.url
+            # worker): peek through a socket object on the same descriptor, detached after, never closed.
+            sock = raw if isinstance(raw, socket.socket) else socket.socket(fileno=raw.fileno())
+            try:
+                sock.recv(1, socket.MSG_PEEK)  # the event loop's sockets never block
+            finally:
+                if sock is not raw:
+                    sock.detach()
         except BlockingIOError:
             return True
         except (OSError, anyio.TypedAttributeLookupError):
