@@ -109,8 +109,11 @@ class Link:
 
     def refused(self, exc: QmtError, operator: bool) -> QmtError:
         """The worker's answer `exc`, with a hint naming the credential when it refused the bearer (a
-        refusal for a channel left out of approval.channels carries details and keeps its own)."""
-        if exc.code is not ErrorCode.UNAUTHORIZED or "channel" in exc.details:
+        refusal for a channel left out of approval.channels carries details and keeps its own; one
+        that says the call needs the operator key means the key file holds the server's token)."""
+        if exc.code is not ErrorCode.UNAUTHORIZED:
+            return exc
+        if "channel" in exc.details and exc.details.get("needs") != "operator_key":
             return exc
         if operator:
             hint = (f"{self.key_file} is not the operator key of {self.where} (a key from another state dir, or "

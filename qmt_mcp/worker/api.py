@@ -119,7 +119,9 @@ def build_app(
                 # from its spawned worker as "the worker was replaced".
                 raise QmtError(f"{name} through channel {args.get('channel', 'cli')!r} needs "
                                f"{'the operator key' if by_server else 'the MCP server (the app channel)'}",
-                               code=ErrorCode.UNAUTHORIZED, details={"channel": args.get("channel", "cli")})
+                               code=ErrorCode.UNAUTHORIZED,
+                               details={"channel": args.get("channel", "cli"),
+                                        "needs": "operator_key" if by_server else "server_token"})
             # Checked against the call's model in the catalogue before any handler sees it; the
             # handler gets the model instance.
             body_out: dict[str, Any] = {"ok": True, **await handler(checked_args(name, args))}
