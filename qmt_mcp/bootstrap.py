@@ -68,6 +68,7 @@ class Worker:
             "set_kill_switch": o.set_kill_switch, "set_blocked_code": o.set_blocked_code,
             "operator_reset_risk": o.operator_reset_risk,
             "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
+            "get_statement": s.history.get_statement, "get_pnl": s.history.get_pnl,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:

@@ -12,6 +12,7 @@ CONTRACT_TOOLS = {
     "health", "list_accounts", "get_quote", "get_klines", "get_ticks", "search_instruments", "get_instrument",
     "list_sectors", "get_asset", "get_positions", "get_orders", "get_trades", "get_order", "preview_order",
     "place_order", "cancel_order", "get_risk_status", "reset_risk", "get_order_events",
+    "get_statement", "get_pnl",   # 0.2: History and statements
 }
 DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk"}
 
