@@ -19,6 +19,7 @@ from workerproc import WorkerProcess
 
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.orders import parse_order_request
 from qmt_mcp.domain.timeutil import CN_TZ
 
 pytestmark = pytest.mark.anyio
@@ -261,6 +262,29 @@ async def test_orders_and_trades_over_a_range_through_the_client(tmp_path: Path)
         no_range = await s.ok("get_orders", account="sim")
         assert [o["client_order_id"] for o in no_range["orders"]] == ["thu-a", "thu-b"]
         assert (await s.ok("get_orders", account="sim", start="20261118", end="20261118"))["orders"] == []
+
+
+async def test_an_order_placed_by_hand_is_in_the_history(tmp_path: Path) -> None:
+    """Typed at the counter, not through us: imported as external from its pushes, and counted."""
+    clock = ManualClock(at(MON, 9))
+    write_replay(tmp_path / "replay")
+    async with week_session(tmp_path / "home", clock) as s:
+        await trade_day(s, MON)
+        s.clock.set(at(MON, 10, 30))
+        req = parse_order_request({"account": "sim", "code": A, "side": "buy", "volume": 100, "price": "10.01"})
+        inst = s.worker.broker.market.instrument(A, MON)   # type: ignore[attr-defined]
+        oid = s.counter.place("88000001", req, inst, "")
+        await trade_day(s, TUE)
+        orders = (await s.ok("get_orders", account="sim", start="20261116", end="20261116"))["orders"]
+        assert [(o["client_order_id"], o["status"]) for o in orders] == [("mon-a", "succeeded"),
+                                                                         (f"ext-{oid}", "succeeded")]
+        trades = (await s.ok("get_trades", account="sim", start="20261116", end="20261116"))["trades"]
+        assert [(t["client_order_id"], t["volume"], t["fees"]) for t in trades] == [
+            ("mon-a", 1000, 5.1), (f"ext-{oid}", 100, 5.01)]   # 1001.00: commission 5.00, transfer 0.01
+        mon = (await s.ok("get_statement", account="sim", start="20261116", end="20261116"))["days"][0]
+        assert (mon["trades"], mon["turnover"], mon["fees"]["total"]) == (2, "11011.00", "10.11")
+        # 1100 shares at cost 10015.10 + 1006.01; the close 10.20: 11220.00 - 11021.11
+        assert (mon["cash"], mon["unrealized_pnl"]) == ("988978.89", "198.89")
 
 
 @pytest.mark.parametrize(("args", "argument"), [
