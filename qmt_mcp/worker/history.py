@@ -33,7 +33,7 @@ from ..clock import Clock
 from ..config import Config
 from ..domain.calendar import is_trading_day
 from ..domain.codes import normalize_code
-from ..domain.errors import InvalidArgument, QmtError, UnknownAccount
+from ..domain.errors import ErrorCode, InvalidArgument, QmtError, UnknownAccount
 from ..domain.fees import Fees
 from ..domain.orders import EXTERNAL_PREFIX, Side
 from ..domain.statement import (
@@ -239,16 +239,25 @@ class History:
         return [d for d in days if first <= d.day <= last]
 
     # ----- the calls
+    async def _refreshed(self, name: str, first: date, last: date) -> None:
+        """Today's closing brought up to now when the range holds today; earlier days need no broker
+        (they are answered while it is away)."""
+        try:
+            await self.refresh(name)
+        except QmtError as exc:
+            if exc.code is ErrorCode.UNKNOWN_ACCOUNT or first <= self._today() <= last:
+                raise
+
     async def get_statement(self, args: StatementArgs) -> dict[str, Any]:
         first, last = day_range(self._today(), args.start, args.end)
-        await self.refresh(args.account)
+        await self._refreshed(args.account, first, last)
         days = self.statements(args.account, first, last)
         return {"account": args.account, "start": first.isoformat(), "end": last.isoformat(),
                 "days": [d.to_wire() for d in days], "totals": totals(days)}
 
     async def get_pnl(self, args: PnlArgs) -> dict[str, Any]:
         first, last = day_range(self._today(), args.start, args.end)
-        await self.refresh(args.account)
+        await self._refreshed(args.account, first, last)
         code = None if args.code is None else normalize_code(args.code)
         days = self.statements(args.account, first, last)
         return {"account": args.account, "start": first.isoformat(), "end": last.isoformat(),
@@ -269,7 +278,9 @@ class History:
                 writes.append(("INSERT OR REPLACE INTO history_folded (account, day, data) VALUES (?,?,?)",
                                (name, d.day.isoformat(), json.dumps(d.to_record()))))
             writes.append(("DELETE FROM history_days WHERE account=? AND day<?", (name, cutoff)))
-        if not writes and not self.journal.query("SELECT 1 FROM events WHERE time<? LIMIT 1", (cutoff,)):
+        # The oldest event by seq (no index on time alone: this stays one row read, not a scan).
+        oldest = self.journal.query("SELECT time FROM events ORDER BY seq LIMIT 1", ())
+        if not writes and not (oldest and oldest[0][0] < cutoff):
             return
         # Detail older than the cutoff goes: its events and finished orders (an open one stays, whatever its age).
         writes.append(("DELETE FROM events WHERE time<?", (cutoff,)))
