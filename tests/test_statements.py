@@ -126,12 +126,17 @@ async def week_session(home: Path, clock: ManualClock, **worker: Any) -> AsyncIt
         await w.close()
 
 
-async def trade_day(s: Session, d: date) -> None:
-    """The day's script at 10:00, then past the close; every order fills at once."""
-    s.clock.set(at(d, 9, 0))
-    await s.worker.service.tick()   # the day's first sight: yesterday closes, today opens
+async def trade_day(s: Session, d: date, seen_first: bool = True) -> None:
+    """The day's script at 10:00, then past the close; every order fills at once. `seen_first`: the
+    worker ticks before the orders (the day's first sight); else its first sight is after them."""
+    if seen_first:
+        s.clock.set(at(d, 9, 0))
+        await s.worker.service.tick()   # the day's first sight: yesterday closes, today opens
     s.clock.set(at(d, 10, 0))
-    await s.worker.service.tick()
+    if seen_first:
+        await s.worker.service.tick()
+    else:
+        await s.worker.broker.poll()    # the counter's day rolls (T+1 unlocks); the worker's history sees nothing
     for cid, code, side, volume in SCRIPT[d]:
         q = (await s.ok("get_quote", codes=[code]))["quotes"][0]
         price = q["ask_prices"][0] if side == "buy" else q["bid_prices"][0]
@@ -165,12 +170,14 @@ def test_the_hand_table_adds_up_both_ways() -> None:
         prev_unreal, prev_gross = unreal, Decimal(g_unreal)
 
 
-async def test_a_scripted_week_statement_and_pnl_match_the_hand_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seen_first", [True, False], ids=["seen-before-orders", "seen-after-orders"])
+async def test_a_scripted_week_statement_and_pnl_match_the_hand_table(tmp_path: Path, seen_first: bool) -> None:
+    """Each day seen first before its orders, or only after them (its fills are undone to open it)."""
     clock = ManualClock(at(MON, 9))   # the worker is made on Monday morning, as the week starts
     write_replay(tmp_path / "replay")
     async with week_session(tmp_path / "home", clock) as s:
         for d in TABLE:
-            await trade_day(s, d)
+            await trade_day(s, d, seen_first)
         await check_week(s)
         for d in TABLE:   # each day's closing - opening is what it earned
             day = expected_day(d)
