@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Session, make_worker, open_session
+from conftest import Session, make_worker, on_backend, open_session
 from workerproc import WorkerProcess
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import parse_config
 from qmt_mcp.domain.orders import parse_order_request
 from qmt_mcp.domain.timeutil import CN_TZ
 
@@ -117,8 +116,8 @@ def at(d: date, hh: int, mm: int = 0) -> datetime:
 
 
 @asynccontextmanager
-async def week_session(home: Path, clock: ManualClock, **worker: Any) -> AsyncIterator[Session]:
-    w = make_worker(parse_config(sections(home.parent / "replay", **worker)), home, clock)
+async def week_session(home: Path, clock: ManualClock, backend: str = "sim", **worker: Any) -> AsyncIterator[Session]:
+    w = make_worker(on_backend(backend, sections(home.parent / "replay", **worker)), home, clock)
     try:
         async with open_session(w, clock) as s:
             yield s
@@ -195,6 +194,16 @@ async def test_a_scripted_week_statement_and_pnl_match_the_hand_table(tmp_path: 
         health = (await s.ok("health"))["worker"]["journal"]
         assert health["oldest_day"] == "2026-11-16" and health["oldest_detail_day"] == "2026-11-16"
         assert health["size_bytes"] > 0 and health["retain_days"] == 400
+
+
+async def test_the_week_is_the_same_on_the_xtquant_backend(tmp_path: Path) -> None:
+    """xtquant's own layer over the simulated counter: its fills report one fee total, itemized here."""
+    clock = ManualClock(at(MON, 9))
+    write_replay(tmp_path / "replay")
+    async with week_session(tmp_path / "home", clock, backend="xtquant") as s:
+        for d in TABLE:
+            await trade_day(s, d)
+        await check_week(s)
 
 
 async def test_a_restart_in_the_middle_of_the_week_changes_nothing(tmp_path: Path) -> None:

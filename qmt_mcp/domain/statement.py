@@ -121,7 +121,8 @@ class Snapshot:
 def opening_from(now: Snapshot, today: Iterable[Fill], prices: Mapping[str, Decimal]) -> Snapshot:
     """The account as it opened the day, from how it stands `now` and the day's fills so far (a
     worker that first sees a day after trades were made in it): each fill undone, valued at `prices`
-    (the previous close). The cost of a holding a fill changed is its current average cost."""
+    (the previous close). The cost of a holding a fill changed is its current average cost (the
+    previous close when it is sold out now); it matters only where no earlier day carries the cost."""
     cash = now.cash
     volumes = {c: h.volume for c, h in now.holdings.items()}
     for f in today:
@@ -136,7 +137,9 @@ def opening_from(now: Snapshot, today: Iterable[Fill], prices: Mapping[str, Deci
         if volume <= 0:
             continue
         held = now.holdings.get(code, NOTHING)
-        holdings[code] = held if held.volume == volume else Holding(volume, round_fen(held.cost_price * volume))
+        # Sold out since the opening: no cost left to average, so the previous close stands in for it.
+        per_share = held.cost_price if held.volume else prices.get(code, ZERO)
+        holdings[code] = held if held.volume == volume else Holding(volume, round_fen(per_share * volume))
     return Snapshot(cash, holdings, {c: prices.get(c, now.prices.get(c, ZERO)) for c in holdings})
 
 
