@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..backends.port import BrokerPort
+from ..backends.port import BrokerPort, BrokerTrade
 from ..calls import AccountArgs, InstrumentArgs, KlineArgs, NoArgs, QuoteArgs, SearchArgs, TickArgs, TradesArgs
 from ..clock import Clock
 from ..config import Config, mask_account_id
@@ -133,19 +133,21 @@ class Readers:
 
     async def get_trades(self, args: TradesArgs) -> dict[str, Any]:
         name, acct = self.service.account(args.account)
+        if args.start is None and args.end is None:
+            return {"trades": self._named(name, await self.broker.trades(acct.account_id))}
+        # Earlier days from the worker's journal (the broker lists today's only), today's from the broker.
         today = cn_date(self.clock.now())
         first, last = day_range(today, args.start, args.end)
-        ranged = args.start is not None or args.end is not None
-        # Earlier days from the worker's journal (the broker lists today's only), today's from the broker.
         earlier = self.service.history.trade_rows(name, first, min(last, today - timedelta(days=1)))
         if not first <= today <= last:
             return {"trades": earlier}
-        trades = await self.broker.trades(acct.account_id)
-        if ranged:
-            trades = [t for t in trades if cn_date(t.time) == today]
+        trades = [t for t in await self.broker.trades(acct.account_id) if cn_date(t.time) == today]
+        return {"trades": [*earlier, *self._named(name, trades)]}
+
+    def _named(self, name: str, trades: list[BrokerTrade]) -> list[dict[str, Any]]:
         # Named as the trade events name them: by the record each fill belongs to, never by a raw remark.
         cids = self.service.pushes.trade_client_ids(name, trades)
-        return {"trades": [*earlier, *(t.to_wire(cid) for t, cid in zip(trades, cids, strict=True))]}
+        return [t.to_wire(cid) for t, cid in zip(trades, cids, strict=True)]
 
     async def health(self, args: NoArgs) -> dict[str, Any]:
         now = self.clock.now()
