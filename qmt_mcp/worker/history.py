@@ -94,6 +94,7 @@ class History:
         self.clock = clock
         self._seen: date | None = None
         self._lock = anyio.Lock()
+        self._cache: dict[str, tuple[tuple[Any, ...], list[DayStatement]]] = {}   # account -> (key, closed days)
 
     def _today(self) -> date:
         return cn_date(self.clock.now())
@@ -230,13 +231,33 @@ class History:
 
     def statements(self, name: str, first: date, last: date) -> list[DayStatement]:
         """Every recorded day from `first` to `last`: folded ones as they were folded, the others
-        computed from their snapshots and trades (the cost basis carried from the first)."""
-        folded = [DayStatement.from_record(json.loads(t)) for (t,) in self.journal.query(
-            "SELECT data FROM history_folded WHERE account=? ORDER BY day", (name,))]
-        rows = self.journal.query("SELECT day, opening, closing FROM history_days WHERE account=? ORDER BY day",
-                                  (name,))
-        days = [*folded, *run_days(folded[-1] if folded else None, self._inputs(name, rows))]
-        return [d for d in days if first <= d.day <= last]
+        computed from their snapshots and trades (the cost basis carried from the first).
+
+        The days up to the last closed one are computed once and kept while nothing they are made
+        of changes (the key counts their summaries, closings and trades, and the newest trade's seq);
+        a call then computes only the days still open (today)."""
+        days = self.journal.query("SELECT day, final FROM history_days WHERE account=? ORDER BY day", (name,))
+        closed = 0
+        while closed < len(days) and days[closed][1]:
+            closed += 1
+        end = (date.fromisoformat(days[closed - 1][0]) + timedelta(days=1)).isoformat() if closed else ""
+        summary = self.journal.query("SELECT COUNT(*), MAX(day) FROM history_folded WHERE account=?", (name,))[0]
+        trades = self.journal.query("SELECT COUNT(*), MAX(seq) FROM events WHERE account=? AND type IN "
+                                    "('trade', 'unmatched') AND time<?", (name, end))[0]
+        key = (tuple(summary), closed, end, tuple(trades))
+        cached = self._cache.get(name)
+        if cached is None or cached[0] != key:
+            folded = [DayStatement.from_record(json.loads(t)) for (t,) in self.journal.query(
+                "SELECT data FROM history_folded WHERE account=? ORDER BY day", (name,))]
+            rows = self.journal.query("SELECT day, opening, closing FROM history_days WHERE account=? AND day<? "
+                                      "ORDER BY day", (name, end))
+            done = [*folded, *run_days(folded[-1] if folded else None, self._inputs(name, rows))]
+            self._cache[name] = cached = (key, done)
+        done = cached[1]
+        rows = self.journal.query("SELECT day, opening, closing FROM history_days WHERE account=? AND day>=? "
+                                  "ORDER BY day", (name, end))
+        out = [*done, *run_days(done[-1] if done else None, self._inputs(name, rows))]
+        return [d for d in out if first <= d.day <= last]
 
     # ----- the calls
     async def _refreshed(self, name: str, first: date, last: date) -> None:
