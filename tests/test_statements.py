@@ -18,7 +18,8 @@ from conftest import Session, make_worker, on_backend, open_session
 from workerproc import WorkerProcess
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.domain.orders import parse_order_request
+from qmt_mcp.domain.events import TradeEvent
+from qmt_mcp.domain.orders import Side, parse_order_request
 from qmt_mcp.domain.timeutil import CN_TZ
 
 pytestmark = pytest.mark.anyio
@@ -301,6 +302,24 @@ async def test_an_order_placed_by_hand_is_in_the_history(tmp_path: Path) -> None
         assert (mon["trades"], mon["turnover"], mon["fees"]["total"]) == (2, "11011.00", "10.11")
         # 1100 shares at cost 10015.10 + 1006.01; the close 10.20: 11220.00 - 11021.11
         assert (mon["cash"], mon["unrealized_pnl"]) == ("988978.89", "198.89")
+
+
+async def test_a_fill_journaled_late_for_an_earlier_day_is_counted_there(tmp_path: Path) -> None:
+    """Closed days are computed once and kept; a trade that lands in one afterwards is not missed."""
+    clock = ManualClock(at(MON, 9))
+    write_replay(tmp_path / "replay")
+    async with week_session(tmp_path / "home", clock) as s:
+        for d in (MON, TUE, WED):
+            await trade_day(s, d)
+        args = {"account": "sim", "start": "20261116", "end": "20261118"}
+        assert [d["trades"] for d in (await s.ok("get_statement", **args))["days"]] == [1, 2, 0]
+        s.worker.journal.append(TradeEvent(
+            account="sim", order_id=1, client_order_id="late-1", code=B, side=Side.BUY, trade_id="late-1",
+            price=Decimal("12.01"), volume=100, amount=Decimal("1201.00"), commission=Decimal(5),
+            stamp_duty=Decimal(0), transfer_fee=Decimal("0.01"), fees=Decimal("5.01"), fee_detail="itemized"),
+            at(TUE, 14))
+        tue = (await s.ok("get_statement", **args))["days"][1]
+        assert (tue["trades"], tue["turnover"], tue["fees"]["total"]) == (3, "29341.00", "18.36")
 
 
 @pytest.mark.parametrize(("args", "argument"), [
