@@ -143,7 +143,10 @@ class History:
         fills = self.fills(name, today, today).get(today, [])
         pre = {}
         for code in {*now.holdings, *(f.code for f in fills)}:
-            pre[code] = (await self.broker.instrument(code)).pre_close
+            try:
+                pre[code] = (await self.broker.instrument(code)).pre_close
+            except QmtError:   # a code the broker no longer lists: valued at its last price instead
+                pre[code] = now.prices.get(code, Decimal(0))
         start = opening_from(now, fills, pre)
         writes: list[tuple[str, tuple[Any, ...]]] = []
         prev = self.journal.query("SELECT day FROM history_days WHERE account=? AND day<? AND final=0 "
@@ -173,11 +176,14 @@ class History:
         account_id = self._account_id(name)
         await self.observe()
         today = self._today().isoformat()
-        if not self.journal.query("SELECT 1 FROM history_days WHERE account=? AND day=? AND final=0", (name, today)):
+        stored = self.journal.query("SELECT closing FROM history_days WHERE account=? AND day=? AND final=0",
+                                    (name, today))
+        if not stored:
             return
-        now = await self._now(account_id)
-        self.journal.execute_all([("UPDATE history_days SET closing=? WHERE account=? AND day=? AND final=0",
-                                   (json.dumps(now.to_wire()), name, today))])
+        now = json.dumps((await self._now(account_id)).to_wire())
+        if now != stored[0][0]:   # written only when it moved: a statement asked twice costs one write
+            self.journal.execute_all([("UPDATE history_days SET closing=? WHERE account=? AND day=? AND final=0",
+                                       (now, name, today))])
 
     # ----- reading
     def fills(self, name: str, first: date, last: date) -> dict[date, list[Fill]]:
