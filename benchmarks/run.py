@@ -48,6 +48,7 @@ from mcp.client.streamable_http import streamable_http_client
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import matcher  # noqa: E402  (a sibling script)
+import statement  # noqa: E402  (a sibling script)
 
 CONFIG = """\
 [risk]
@@ -358,6 +359,11 @@ async def main(quick: bool, json_path: str | None) -> int:
         total = server_mb + worker_mb
         rows.append(Row("RSS server + worker (MB)", "after the HTTP run", 1, total, total, target="< 150 MB",
                         met=total < 150, extra={"server_mb": round(server_mb, 1), "worker_mb": round(worker_mb, 1)}))
+
+    print("get_statement over a year of history ...", file=sys.stderr)
+    st = await statement.benchmark(days=20 if quick else 250, calls=10 if quick else 30)
+    rows.append(Row(f"get_statement, {st['days']} days x 20 trades", "stdio", 10 if quick else 30, st["p50_ms"],
+                    st["max_ms"], extra={"journal_bytes": st["journal_bytes"]}))
 
     print("matcher ...", file=sys.stderr)
     cold, warm = matcher.quote_costs()

@@ -70,6 +70,7 @@ class Worker:
             "operator_reset_risk": o.operator_reset_risk,
             "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
             "audit_status": AuditStatus(self.audit, self.journal).audit_status,
+            "get_statement": s.history.get_statement, "get_pnl": s.history.get_pnl,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:

@@ -43,6 +43,8 @@ Code = Annotated[str, BeforeValidator(_digits_as_text(6)),
 Codes = Annotated[list[Code], Field(min_length=1, max_length=50, description="1-50 instrument codes")]
 When = Annotated[str | None, BeforeValidator(_digits_as_text(14)),
                  Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")]
+Day = Annotated[str | None, BeforeValidator(_digits_as_text(14)),
+               Field(description="a day: YYYYMMDD or YYYY-MM-DD (Asia/Shanghai); default today")]
 WhenRequired = Annotated[str, BeforeValidator(_digits_as_text(14)),
                          Field(description="YYYYMMDD, YYYYMMDDHHMMSS or ISO-8601")]
 Side = Literal["buy", "sell"]
@@ -120,6 +122,24 @@ class InstrumentArgs(Args):
 class OrdersArgs(Args):
     account: Account
     cancelable_only: bool = False
+    start: Day = None
+    end: Day = None
+
+
+class TradesArgs(Args):
+    account: Account
+    start: Day = None
+    end: Day = None
+
+
+class StatementArgs(Args):
+    account: Account
+    start: Day = None
+    end: Day = None
+
+
+class PnlArgs(StatementArgs):
+    code: Code | None = None
 
 
 class OrderLookupArgs(Args):
@@ -309,12 +329,26 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
         kind="read")),
     Call("get_orders", OrdersArgs, changes_state=False, tool=Tool(
         'Get orders',
-        "Today's orders of an account with status; cancelable_only for open ones.",
+        "Orders of an account with status, today's unless start/end (days, YYYYMMDD) name others: every "
+        'day the worker recorded (orders placed by hand included); cancelable_only for open ones.',
         kind="read")),
-    Call("get_trades", AccountArgs, changes_state=False, tool=Tool(
+    Call("get_trades", TradesArgs, changes_state=False, tool=Tool(
         'Get trades',
-        "Today's fills: price (yuan), volume (shares), amount (yuan, fees excluded) and fees (yuan) "
-        'itemized as in preview_order: commission, stamp_duty, transfer_fee, and fees (their sum).',
+        "Fills, today's unless start/end (days, YYYYMMDD) name others: price (yuan), volume (shares), amount "
+        '(yuan, fees excluded) and fees (yuan) itemized as in preview_order: commission, stamp_duty, '
+        'transfer_fee, and fees (their sum).',
+        kind="read")),
+    Call("get_statement", StatementArgs, changes_state=False, tool=Tool(
+        'Get statement',
+        'Daily statement of an account from start to end (days, YYYYMMDD; default today): opening and closing '
+        'total asset, cash, market value, realized and unrealized P&L, fees by kind, turnover and trades per '
+        'day, and totals. Money in yuan as decimal strings exact to the fen; cost includes fees (成本价).',
+        kind="read")),
+    Call("get_pnl", PnlArgs, changes_state=False, tool=Tool(
+        'Get P&L',
+        'P&L per code from start to end (days, YYYYMMDD; default today), optionally one code: bought and sold '
+        '(yuan), realized P&L (proceeds after fees less average cost incl. fees), fees, and the position at the '
+        'end with its cost_price (成本价, yuan per share) and unrealized P&L. Decimal strings, exact to the fen.',
         kind="read")),
     Call("get_order", OrderLookupArgs, changes_state=False, tool=Tool(
         'Get order',

@@ -47,6 +47,7 @@ class WorkerConfig(_Strict):
     submit_timeout_s: float = Field(30, gt=0)
     reconcile_interval_s: float = Field(30, gt=0)  # the timer; also at start and after a reconnect
     heartbeat_s: float = Field(5, gt=0, le=60)      # event stream heartbeat when nothing happens
+    retain_days: int = Field(400, ge=1, le=36500)   # days of detail the journal keeps; older ones are folded
 
 
 class XtquantConfig(_Strict):

@@ -121,11 +121,15 @@ async def test_every_tool_over_stdio_validates_against_its_output_schema(tmp_pat
                 ("cancel_order", {"account": "sim", "order_id": rest["order"]["order_id"]}),
                 ("get_risk_status", {}), ("reset_risk", {"account": "sim", "note": "stdio check"}),
                 ("get_order_events", {"account": "sim"}),
+                ("get_statement", {"account": "sim"}), ("get_pnl", {"account": "sim", "start": "20261101"}),
+                ("get_orders", {"account": "sim", "start": "20261101"}),
+                ("get_trades", {"account": "sim", "start": "20261101", "end": "20261102"}),
                 # and errors, which must fit the same schemas (decide_approval: this client has no MCP Apps)
                 ("decide_approval", {"approval_id": "ap-none", "decision": "approve"}),
                 ("get_asset", {"account": "nobody"}), ("get_order", {"account": "sim", "order_id": 7}),
                 ("place_order", {"account": "sim", "code": "600000.SH", "side": "sell", "volume": 100,
                                  "price": q["bid_prices"][0]}),
+                ("get_statement", {"account": "sim", "start": "someday"}),
             ]
             assert {name for name, _ in calls} == set(schemas)
             for name, args in calls:

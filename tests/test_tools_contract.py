@@ -13,6 +13,7 @@ CONTRACT_TOOLS = {
     "list_sectors", "get_asset", "get_positions", "get_orders", "get_trades", "get_order", "preview_order",
     "place_order", "cancel_order", "get_risk_status", "reset_risk", "get_order_events",
     "decide_approval",   # 0.2: the MCP Apps order ticket's, app-only (tests/test_apps.py)
+    "get_statement", "get_pnl",   # 0.2: History and statements
 }
 DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk", "decide_approval"}
 

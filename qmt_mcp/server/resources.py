@@ -123,6 +123,11 @@ def register_resources(srv: QmtServer) -> None:
     async def asset_resource(account: str) -> str:
         return await _read(srv, "get_asset", {"account": account})
 
+    @srv.resource("qmt://accounts/{account}/statement/{date}", name="statement", title="Daily statement",
+                  mime_type=MIME, description="One day's statement of the account (as get_statement for that day).")
+    async def statement_resource(account: str, date: str) -> str:
+        return await _read(srv, "get_statement", {"account": account, "start": date, "end": date})
+
     async def list_account_resources(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         # MCPServer lists only fixed URIs; accounts are the worker's to know, so each answer to
         # resources/list adds theirs. Middleware rather than a handler of our own, so the SDK still

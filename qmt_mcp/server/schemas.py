@@ -50,6 +50,14 @@ class AccountHealth(_Out):
     ready_to_trade: bool
 
 
+class JournalHealth(_Out):
+    size_bytes: int = Field(description="the worker journal's size on disk, bytes")
+    oldest_day: str | None = Field(None, description="the oldest day get_statement can show (YYYY-MM-DD)")
+    oldest_detail_day: str | None = Field(
+        None, description="the oldest day whose orders and trades are still held; earlier ones are folded")
+    retain_days: int = Field(description="worker.retain_days: days of detail kept")
+
+
 class WorkerHealth(_Out):
     state: Literal["up", "degraded", "down"]
     backend: Literal["sim", "xtquant"]
@@ -59,6 +67,7 @@ class WorkerHealth(_Out):
     restarts: int
     quarantined: list[dict[str, str]] = Field(
         default_factory=list, description="state files found corrupt at start and moved aside")
+    journal: JournalHealth | None = None
 
 
 class DataHealth(_Out):
@@ -355,3 +364,70 @@ class DecideApprovalResult(Envelope):
     refused: ErrorInfo | None = Field(None, description="approved, but refused on the second check: it ended denied")
     breaker: dict[str, Any] | None = None
     reset_at: str | None = None
+# ----- history and statements (every figure a decimal string exact to the fen, yuan)
+Money = str
+
+
+class FeesOut(_Out):
+    commission: Money
+    stamp_duty: Money
+    transfer_fee: Money
+    total: Money
+
+
+class StatementDay(_Out):
+    date: str = Field(description="YYYY-MM-DD")
+    opening_total_asset: Money = Field(description="cash + holdings at the previous close, at the day's opening")
+    closing_total_asset: Money = Field(description="cash + holdings at the day's close (today: now)")
+    cash: Money = Field(description="all cash at the close, available and frozen")
+    market_value: Money
+    realized_pnl: Money = Field(description="sum over the day's sells of proceeds after fees less average cost")
+    unrealized_pnl: Money = Field(description="market value less cost basis (buy fees included) at the close")
+    opening_unrealized_pnl: Money = Field(description="the same at the opening, at the previous close")
+    pnl: Money = Field(description="closing_total_asset - opening_total_asset")
+    fees: FeesOut
+    turnover: Money = Field(description="bought + sold, fees excluded")
+    trades: int
+
+
+class StatementTotals(_Out):
+    days: int
+    opening_total_asset: Money | None = None
+    closing_total_asset: Money | None = None
+    realized_pnl: Money
+    unrealized_pnl: Money | None = None
+    pnl: Money
+    fees: FeesOut
+    turnover: Money
+    trades: int
+
+
+class StatementResult(Envelope):
+    account: str | None = None
+    start: str | None = None
+    end: str | None = None
+    days: list[StatementDay] | None = None
+    totals: StatementTotals | None = None
+
+
+class CodePnl(_Out):
+    code: str
+    bought: Money = Field(description="yuan bought in the range, fees excluded")
+    bought_volume: int
+    sold: Money = Field(description="yuan sold in the range, fees excluded")
+    sold_volume: int
+    realized_pnl: Money
+    fees: FeesOut
+    position: int = Field(description="shares held at the end of the range")
+    cost_price: str = Field(description="average cost per share including buy fees (成本价), yuan, to the li")
+    cost_basis: Money
+    price: str = Field(description="the price the position is valued at, yuan per share")
+    market_value: Money
+    unrealized_pnl: Money
+
+
+class PnlResult(Envelope):
+    account: str | None = None
+    start: str | None = None
+    end: str | None = None
+    codes: list[CodePnl] | None = None

@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (decision);
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history_days (
+    account TEXT NOT NULL, day TEXT NOT NULL, opening TEXT NOT NULL, closing TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (account, day));
+CREATE TABLE IF NOT EXISTS history_folded (
+    account TEXT NOT NULL, day TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (account, day));
 """
 # After the migration (the status column must exist). Creating one on an old journal is a one-off.
 _INDEXES = """
@@ -74,6 +79,7 @@ CREATE INDEX IF NOT EXISTS orders_by_id ON orders (account, order_id);
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (account, created_at);
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (account, status);
 CREATE INDEX IF NOT EXISTS events_by_order ON events (account, client_order_id, seq);
+CREATE INDEX IF NOT EXISTS events_by_type_time ON events (account, type, time);
 """
 _COLUMNS = "(account, client_order_id, order_id, data, created_at, status) VALUES (?,?,?,?,?,?)"
 _PUT, _INSERT = "INSERT OR REPLACE INTO orders " + _COLUMNS, "INSERT OR IGNORE INTO orders " + _COLUMNS
@@ -504,6 +510,24 @@ class Journal:
         with self._write():
             cur = self._db.execute("INSERT OR IGNORE INTO confirm_used VALUES (?,?)", (token_id, at))
             return cur.rowcount == 1
+
+    # ----- history (worker/history.py): its day snapshots and folded summaries, its SQL its own
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def execute_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Several writes in one transaction (or the batch in progress)."""
+        with self._write():
+            for sql, params in statements:
+                self._db.execute(sql, params)
+
+    def size_bytes(self) -> int:
+        """The journal file's size as SQLite holds it (pages × page size; freed pages are reused)."""
+        with self._lock:
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages) * int(size)
 
     # ----- the audit trail's anchor (audit.py): its head, where an edit of audit.jsonl does not reach
     def audit_head(self) -> tuple[int, str] | None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from ..backends.port import BrokerPort
-from ..calls import AccountArgs, InstrumentArgs, KlineArgs, NoArgs, QuoteArgs, SearchArgs, TickArgs
+from ..backends.port import BrokerPort, BrokerTrade
+from ..calls import AccountArgs, InstrumentArgs, KlineArgs, NoArgs, QuoteArgs, SearchArgs, TickArgs, TradesArgs
 from ..clock import Clock
 from ..config import Config, mask_account_id
 from ..domain.codes import normalize_code
 from ..domain.errors import InvalidArgument, UnknownInstrument
 from ..domain.sessions import ACCEPTS_CANCELS, ACCEPTS_ORDERS
-from ..domain.timeutil import CN_TZ, iso, parse_time
+from ..domain.timeutil import CN_TZ, cn_date, iso, parse_time
 from .args import nonblank
+from .history import day_range
 from .lanes import LocalMarketData, ReadLane
 from .service import WorkerService
 
@@ -130,12 +131,23 @@ class Readers:
         _, acct = self.service.account(args.account)
         return {"positions": [p.to_wire() for p in await self.broker.positions(acct.account_id)]}
 
-    async def get_trades(self, args: AccountArgs) -> dict[str, Any]:
+    async def get_trades(self, args: TradesArgs) -> dict[str, Any]:
         name, acct = self.service.account(args.account)
-        trades = await self.broker.trades(acct.account_id)
+        if args.start is None and args.end is None:
+            return {"trades": self._named(name, await self.broker.trades(acct.account_id))}
+        # Earlier days from the worker's journal (the broker lists today's only), today's from the broker.
+        today = cn_date(self.clock.now())
+        first, last = day_range(today, args.start, args.end)
+        earlier = self.service.history.trade_rows(name, first, min(last, today - timedelta(days=1)))
+        if not first <= today <= last:
+            return {"trades": earlier}
+        trades = [t for t in await self.broker.trades(acct.account_id) if cn_date(t.time) == today]
+        return {"trades": [*earlier, *self._named(name, trades)]}
+
+    def _named(self, name: str, trades: list[BrokerTrade]) -> list[dict[str, Any]]:
         # Named as the trade events name them: by the record each fill belongs to, never by a raw remark.
         cids = self.service.pushes.trade_client_ids(name, trades)
-        return {"trades": [t.to_wire(cid) for t, cid in zip(trades, cids, strict=True)]}
+        return [t.to_wire(cid) for t, cid in zip(trades, cids, strict=True)]
 
     async def health(self, args: NoArgs) -> dict[str, Any]:
         now = self.clock.now()
@@ -165,7 +177,7 @@ class Readers:
             "worker": {"state": "degraded" if degraded else "up", "backend": bh["backend"], "version": self.version,
                        "uptime_s": round((now - self.service.started_at).total_seconds(), 1),
                        "xtquant_loaded": bh["xtquant_loaded"], "restarts": 0,
-                       "quarantined": quarantined},
+                       "quarantined": quarantined, "journal": self.service.history.health()},
             "data": {"fresh": bh["fresh"], "stale_codes": bh["stale_codes"]},
             "accounts": accounts,
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,13 +45,15 @@ from ..domain.orders import (
 from ..domain.risk import RiskLimits, first_denial
 from ..domain.status import CANCELABLE, TERMINAL, OrderStatus
 from ..domain.text import clean_text
-from ..domain.timeutil import iso, iso_ms
+from ..domain.timeutil import cn_date, iso, iso_ms
 from ..domain.validation import MarketState, first_failure
 from . import crashpoints
 from .approvals import Approvals
 from .args import account_name, nonblank, opt_int, order_of
 from .cancels import Cancels
 from .confirm import ConfirmTokens
+from .history import History, day_range
+from .history import day_start as start_of
 from .journal import Journal
 from .person import PersonProofs, person_needed
 from .pushes import PushRecorder
@@ -81,6 +84,7 @@ class WorkerService:
         broker.set_sink(self.pushes.on_events)
         self.cancels = Cancels(self)
         self.approvals = Approvals(self)
+        self.history = History(cfg, broker, journal, clock)
 
     # ----- accounts
     def account(self, given: object) -> tuple[str, AccountConfig]:
@@ -382,7 +386,12 @@ class WorkerService:
 
     async def get_orders(self, args: OrdersArgs) -> dict[str, Any]:
         name, _ = self.account(args.account)
-        recs = self.journal.orders(name, since=day_start(self.clock.now()))
+        if args.start is None and args.end is None:
+            recs = self.journal.orders(name, since=day_start(self.clock.now()))
+        else:   # the journal is the record of earlier days (a broker lists today's only)
+            first, last = day_range(cn_date(self.clock.now()), args.start, args.end)
+            until = start_of(last + timedelta(days=1))
+            recs = [r for r in self.journal.orders(name, since=start_of(first)) if r.created_at < until]
         if args.cancelable_only:
             recs = [r for r in recs if r.status in CANCELABLE]
         return {"orders": [r.to_wire() for r in recs]}
@@ -426,6 +435,7 @@ class WorkerService:
     # ----- misc
     async def tick(self) -> None:
         await self.broker.poll()
+        await self.history.observe()   # the day roll: yesterday closed, today opened (history.py)
 
     def next_change(self) -> anyio.Event:
         return self._changed

@@ -31,14 +31,17 @@ async def get_positions(
 
 
 async def get_orders(
-    account: C.Account, cancelable_only: bool = False, *, ctx: Context[Any, Any],
+    account: C.Account, cancelable_only: bool = False, start: C.Day = None, end: C.Day = None,
+    *, ctx: Context[Any, Any],
 ) -> Annotated[CallToolResult, S.OrdersResult]:
-    args = {"account": account, "cancelable_only": cancelable_only}
+    args = {"account": account, "cancelable_only": cancelable_only, "start": start, "end": end}
     return await relay_of(ctx).relay("get_orders", args, S.OrdersResult)
 
 
-async def get_trades(account: C.Account, *, ctx: Context[Any, Any]) -> Annotated[CallToolResult, S.TradesResult]:
-    return await relay_of(ctx).relay("get_trades", {"account": account}, S.TradesResult)
+async def get_trades(
+    account: C.Account, start: C.Day = None, end: C.Day = None, *, ctx: Context[Any, Any],
+) -> Annotated[CallToolResult, S.TradesResult]:
+    return await relay_of(ctx).relay("get_trades", {"account": account, "start": start, "end": end}, S.TradesResult)
 
 
 async def get_order_events(
