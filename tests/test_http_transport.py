@@ -257,6 +257,24 @@ def test_half_sent_request_heads_without_a_token_cannot_exhaust_the_server(tmp_p
     assert len(text.splitlines()) < 10, text[-2000:]
 
 
+def test_asyncios_accept_retry_on_a_listener_closed_at_shutdown_logs_no_traceback() -> None:
+    # Under load the half-sent-heads flood above could end with the server shutting down while
+    # asyncio's accept retry (a second after running out of descriptors) was pending: the retry found
+    # descriptor -1 and logged a traceback per listener. The record asyncio makes then, and another.
+    import logging
+
+    from qmt_mcp.server.conn_guard import _AcceptFailures
+
+    def record(msg: str, exc: BaseException) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, None, (type(exc), exc, None))
+
+    f = _AcceptFailures()
+    retry = "Exception in callback BaseSelectorEventLoop._start_serving(<function Server>, <socket>, None)"
+    assert not f.filter(record(retry, ValueError("Invalid file descriptor: -1")))
+    assert f.filter(record(retry, OSError("something else")))   # anything else still reaches the log
+    assert f.filter(record("Exception in callback other()", ValueError("Invalid file descriptor: -1")))
+
+
 def test_a_refused_origin_on_sse_is_one_log_line_not_a_traceback(tmp_path: Path) -> None:
     log = tmp_path / "stderr.log"
     proc, port = _start(tmp_path, "sse", stderr=log)

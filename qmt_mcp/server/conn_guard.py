@@ -116,6 +116,8 @@ class _AcceptFailures(logging.Filter):
         self._dropped = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _retry_on_closed_listener(record):
+            return False
         if not str(record.msg).startswith(ACCEPT_FAILED):
             return True
         now = time.monotonic()
@@ -129,6 +131,15 @@ class _AcceptFailures(logging.Filter):
         record.exc_text = None
         self._dropped = 0
         return True
+
+
+def _retry_on_closed_listener(record: logging.LogRecord) -> bool:
+    """After a failed accept asyncio stops listening and retries a second later; when the server has
+    closed its listening socket meanwhile (it is shutting down), the retry finds descriptor -1 and
+    asyncio logs a traceback. Nothing was lost: the listener is gone on purpose."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return ("_start_serving" in str(record.msg) and isinstance(exc, ValueError)
+            and "Invalid file descriptor" in str(exc))
 
 
 def quiet_accept_failures() -> None:
