@@ -68,6 +68,9 @@ class Worker:
             "set_kill_switch": o.set_kill_switch, "set_blocked_code": o.set_blocked_code,
             "operator_reset_risk": o.operator_reset_risk,
             "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
+            "place_conditional_order": s.conditions.place_conditional_order,
+            "list_conditional_orders": s.conditions.list_conditional_orders,
+            "cancel_conditional_order": s.conditions.cancel_conditional_order,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:

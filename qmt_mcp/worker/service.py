@@ -50,6 +50,7 @@ from . import crashpoints
 from .approvals import Approvals
 from .args import account_name, nonblank, opt_int, order_of
 from .cancels import Cancels
+from .conditions import Conditions
 from .confirm import ConfirmTokens
 from .journal import Journal
 from .person import PersonProofs, person_needed
@@ -81,6 +82,7 @@ class WorkerService:
         broker.set_sink(self.pushes.on_events)
         self.cancels = Cancels(self)
         self.approvals = Approvals(self)
+        self.conditions = Conditions(self)
 
     # ----- accounts
     def account(self, given: object) -> tuple[str, AccountConfig]:
@@ -115,6 +117,10 @@ class WorkerService:
         state = self.risk.refresh(req.account, view.total_asset, limits)
         usage = self.risk.usage(req.account, view.volume.keys(), excluding)
         return decide(req, inst, mkt, view, self.broker.fees, limits, state, usage)
+
+    async def decision(self, req: OrderRequest) -> OrderDecision:
+        """The whole decision about `req`, raising nothing (conditions.py decides at the trigger)."""
+        return await self._validate(req)
 
     async def preview_order(self, args: PreviewArgs) -> dict[str, Any]:
         req = order_of(args)
@@ -419,6 +425,7 @@ class WorkerService:
     # ----- misc
     async def tick(self) -> None:
         await self.broker.poll()
+        await self.conditions.watch()   # each new quote against the armed conditions (conditions.py)
 
     def next_change(self) -> anyio.Event:
         return self._changed

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import accounts, market, orders, risk
+from . import accounts, conditions, market, orders, risk
 
 TOOLS: dict[str, Callable[..., Any]] = {
-    fn.__name__: fn for module in (market, accounts, orders, risk) for fn in module.TOOLS
+    fn.__name__: fn for module in (market, accounts, orders, risk, conditions) for fn in module.TOOLS
 }
