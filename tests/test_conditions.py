@@ -24,8 +24,10 @@ from conftest import Session, make_worker, open_session
 from mcp import MCPDeprecationWarning
 from mcp.types import ResourceUpdatedNotification
 
+from qmt_mcp.calls import DecideApprovalArgs, ListApprovalsArgs
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.errors import ErrorCode, QmtError
 from qmt_mcp.domain.timeutil import CN_TZ
 
 pytestmark = pytest.mark.anyio
@@ -380,3 +382,33 @@ async def test_arming_on_a_live_account_needs_a_token_bound_to_the_whole_conditi
         # Firing does not wait for a person or a token: the order goes when the trigger is met.
         await at_quote(s, at("09:30:10"))
         assert len(broker_orders(s, armed["client_order_id"])) == 1
+
+
+async def test_where_approval_asks_for_a_person_arming_waits_for_one_and_firing_does_not(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    async with market(tmp_path, clock, STOP_PATH, at("09:30:04"), approval={"human": "all"}) as s:
+        args = {"account": "sim", "code": CODE, "side": "sell", "volume": 500,
+                "trigger": {"type": "price_at_or_below", "price": 9.85}, "order": {"order_type": "limit", "price": 9.8}}
+        waiting = (await s.ok("place_conditional_order", **args))["condition"]
+        assert waiting["status"] == "pending_approval" and "qmt-mcp approve" in waiting["approval"]["hint"]
+        other = (await s.ok("place_conditional_order", **args))["condition"]
+        approvals = s.worker.service.approvals
+        listed = (await approvals.list_approvals(ListApprovalsArgs()))["approvals"]
+        assert [(a["kind"], a["order"]["client_order_id"]) for a in listed] == [
+            ("condition", waiting["client_order_id"]), ("condition", other["client_order_id"])]
+        await at_quote(s, at("09:30:10"))   # through the stop, but neither is armed yet
+        assert not s.counter.orders
+        decided = await approvals.decide_approval(DecideApprovalArgs(
+            approval_id=waiting["approval"]["approval_id"], decision="approve", note="ok", channel="cli"))
+        assert decided["condition"]["status"] == "armed"
+        denied = await approvals.decide_approval(DecideApprovalArgs(
+            approval_id=other["approval"]["approval_id"], decision="deny", channel="cli"))
+        assert denied["condition"]["status"] == "canceled"
+        await at_quote(s, at("09:30:13"))   # armed now: it fires without asking anyone
+        assert (await condition(s, waiting["condition_id"]))["status"] == "triggered"
+        assert len(broker_orders(s, waiting["client_order_id"])) == 1 and not broker_orders(s, other["client_order_id"])
+        with pytest.raises(QmtError) as again:
+            await approvals.decide_approval(DecideApprovalArgs(
+                approval_id=other["approval"]["approval_id"], decision="approve", channel="cli"))
+        assert again.value.code is ErrorCode.INVALID_ARGUMENT

@@ -288,8 +288,9 @@ class ApprovalRequestedEvent(Event):
     expires_at: str
     channels: list[str]
     # "order": a waiting order (client_order_id names it); "reset_risk": an agent's breaker reset on an
-    # account `[approval] human` covers, which has no order (client_order_id null).
-    kind: Literal["order", "reset_risk"] = "order"
+    # account `[approval] human` covers, which has no order (client_order_id null); "condition": a
+    # conditional order waiting to be armed (client_order_id: what its order will carry).
+    kind: Literal["order", "reset_risk", "condition"] = "order"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,7 +302,7 @@ class ApprovalDecidedEvent(Event):
     decision: Literal["approved", "denied", "expired"]
     channel: str
     note: str
-    kind: Literal["order", "reset_risk"] = "order"
+    kind: Literal["order", "reset_risk", "condition"] = "order"
 
 
 @dataclass(frozen=True, kw_only=True)

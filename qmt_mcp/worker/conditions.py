@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -60,6 +60,8 @@ from ..domain.errors import (
     QmtError,
 )
 from ..domain.events import (
+    ApprovalDecidedEvent,
+    ApprovalRequestedEvent,
     ConditionArmedEvent,
     ConditionCanceledEvent,
     ConditionExpiredEvent,
@@ -143,6 +145,13 @@ def _event(cls: type[Event], c: Condition, **extra: Any) -> Event:
     return cls(**fields)
 
 
+def _decided(a: dict[str, Any], decision: Literal["approved", "denied", "expired"], channel: str,
+             note: str) -> ApprovalDecidedEvent:
+    return ApprovalDecidedEvent(account=a["account"], client_order_id=a["client_order_id"] or None,
+                                approval_id=a["approval_id"], decision=decision, channel=channel, note=note,
+                                kind="condition")
+
+
 class Conditions:
     def __init__(self, service: WorkerService) -> None:
         self.svc = service
@@ -194,7 +203,7 @@ class Conditions:
         name, acct = svc.account(args.account)
         code = normalize_code(args.code)
         side = Side(args.side)
-        c = await self._new(name, acct, code, side, args)
+        c, amount = await self._new(name, acct, code, side, args)
         token = nonblank(args.confirm_token, "confirm_token")
         async with svc.order_lock:
             if args.client_order_id is not None:
@@ -202,18 +211,112 @@ class Conditions:
                 if replay is not None:
                     return {"condition": self._wire(replay), "idempotent_replay": True}
             token_id = self._check_token(c, acct, token)
+            # Where [approval] asks for a person, arming waits for one (firing never does).
+            waits = not c.alert and svc.approvals.needed(acct, amount)
+            now = svc.clock.now()
             with svc.journal.batch():
-                if token_id is not None and not svc.journal.use_token(token_id, iso(svc.clock.now())):
+                if token_id is not None and not svc.journal.use_token(token_id, iso(now)):
                     raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
-                self._save(c)
-                svc.journal.append(_event(ConditionArmedEvent, c), svc.clock.now())
-        log.info("condition %s armed: %s %s %d %s, order client_order_id=%s", c.condition_id, side.value, code,
-                 c.volume, c.trigger.type.value, c.client_order_id)
+                if waits:
+                    c = self._request_approval(c, now)
+                else:
+                    self._save(c)
+                    svc.journal.append(_event(ConditionArmedEvent, c), now)
+        log.info("condition %s %s: %s %s %d %s, order client_order_id=%s", c.condition_id, c.status.value, side.value,
+                 code, c.volume, c.trigger.type.value, c.client_order_id)
         svc.notify()
         return {"condition": self._wire(c), "idempotent_replay": False}
 
-    async def _new(self, name: str, acct: AccountConfig, code: str, side: Side, args: ConditionArgs) -> Condition:
-        """The condition `args` describe, checked against today's instrument and the account."""
+    # ----- a person in the loop ([approval]; worker/approvals.py routes the decisions here)
+    def _request_approval(self, c: Condition, now: datetime) -> Condition:
+        """Record `c` as waiting for a person, with its approval row and event (inside the caller's batch)."""
+        svc = self.svc
+        approval_id = f"ap-{svc.ids.client_order_id()}"
+        expires = iso(now + timedelta(seconds=svc.cfg.approval.timeout_s))
+        channels = [str(ch) for ch in svc.cfg.approval.channels]
+        hint = (f"waiting for a person: qmt-mcp approve {approval_id} (or deny {approval_id}); expires {expires}, "
+                "and the condition is not armed before")
+        waiting = replace(c, status=ConditionStatus.PENDING_APPROVAL, status_msg="waits for a person to approve it",
+                          approval={"approval_id": approval_id, "expires_at": expires, "channels": channels,
+                                    "hint": hint})
+        self._save(waiting)
+        svc.journal.insert_approval({"approval_id": approval_id, "account": c.account,
+                                     "client_order_id": c.client_order_id,
+                                     "fingerprint": {"kind": "condition", "account": c.account,
+                                                     "condition_id": c.condition_id},
+                                     "created_at": iso(now), "expires_at": expires})
+        svc.journal.append(ApprovalRequestedEvent(account=c.account, client_order_id=c.client_order_id,
+                                                  approval_id=approval_id, expires_at=expires, channels=channels,
+                                                  kind="condition"), now)
+        return waiting
+
+    def approval_entry(self, a: dict[str, Any]) -> dict[str, Any] | None:
+        """A pending condition approval as `qmt-mcp approvals` lists it: the order it would send."""
+        try:
+            c = self._find(a["account"], a["fingerprint"]["condition_id"])
+        except OrderNotFound:
+            return None
+        spec = c.order
+        price = (spec.price if spec is not None and spec.price is not None else c.trigger.price) or Decimal(0)
+        order = {"client_order_id": c.client_order_id, "code": c.code, "name": c.name, "side": c.side.value,
+                 "volume": c.volume, "price": float(price), "status": c.status.value}
+        return {"approval_id": a["approval_id"], "kind": "condition", "account": c.account, "order": order,
+                "condition": self._wire(c), "amount": float(price * c.volume)}
+
+    def decide(self, a: dict[str, Any], decision: str, channel: str, note: str) -> dict[str, Any]:
+        """A person's decision on arming a condition (under the order lock, from approvals.py):
+        approved, it is armed now; denied or expired, it ends canceled, never armed."""
+        svc = self.svc
+        c = self._find(a["account"], a["fingerprint"]["condition_id"])
+        now = svc.clock.now()
+        if now >= datetime.fromisoformat(a["expires_at"]):
+            self.expire_approval(a)
+            raise InvalidArgument("the approval expired before the decision came; the condition was not armed",
+                                  state_changed="yes", details={"argument": "approval_id", "reason": "expired"})
+        word: Literal["approved", "denied"] = "approved" if decision == "approve" else "denied"
+        who = f"{word} by a person ({channel})" + (f": {note}" if note else "")
+        with svc.journal.batch():
+            if not svc.journal.decide_approval(a["approval_id"], word, iso(now), channel, note):
+                raise InvalidArgument(f"approval {a['approval_id']} was decided already; a decision is final",
+                                      details={"argument": "approval_id", "reason": "already_decided"})
+            svc.journal.append(_decided(a, word, channel, note), now)
+            if word == "approved":
+                c = c.advanced(ConditionStatus.ARMED, status_msg=who)
+                self._save(c)
+                svc.journal.append(_event(ConditionArmedEvent, c), now)
+            else:
+                c = c.advanced(ConditionStatus.CANCELED, status_msg=who)
+                self._save(c)
+                svc.journal.append(_event(ConditionCanceledEvent, c), now)
+        log.info("approval %s %s (%s): condition %s is %s", a["approval_id"], word, channel, c.condition_id,
+                 c.status.value)
+        svc.notify()
+        wire = self._wire(c)
+        return {"approval_id": a["approval_id"], "decision": word, "kind": "condition", "condition": wire,
+                "order": {"client_order_id": c.client_order_id, "status": c.status.value, "status_msg": c.status_msg}}
+
+    def expire_approval(self, a: dict[str, Any]) -> None:
+        """Nobody decided in time: the approval expires and the condition ends canceled, never armed."""
+        svc = self.svc
+        now = svc.clock.now()
+        with svc.journal.batch():
+            if not svc.journal.decide_approval(a["approval_id"], "expired", iso(now), "timer", ""):
+                return
+            svc.journal.append(_decided(a, "expired", "timer", ""), now)
+            try:
+                c = self._find(a["account"], a["fingerprint"]["condition_id"])
+            except OrderNotFound:
+                return
+            if c.status is ConditionStatus.PENDING_APPROVAL:
+                c = c.advanced(ConditionStatus.CANCELED, status_msg="its approval expired undecided; never armed")
+                self._save(c)
+                svc.journal.append(_event(ConditionCanceledEvent, c), now)
+        svc.notify()
+
+    async def _new(self, name: str, acct: AccountConfig, code: str, side: Side,
+                   args: ConditionArgs) -> tuple[Condition, Decimal]:
+        """The condition `args` describe, checked against today's instrument and the account, and the
+        yuan its order is about (its limit price, else the trigger's, else the last, x volume)."""
         svc = self.svc
         t = args.trigger
         def dec(value: float | None, name: str) -> Decimal | None:
@@ -246,13 +349,15 @@ class Conditions:
             msg = await self._holding_note(acct, code, side, args.volume, inst.lot.allows_buy)
         token = svc.ids.client_order_id()
         derived = f"c-{token}"
+        about = (spec.price if spec is not None and spec.price is not None else None) or trigger.price or quote.last
         return Condition(
             condition_id=f"cd-{token}", client_order_id=cid or (derived if CLIENT_ORDER_ID.match(derived)
                                                                  else f"c-{token[-20:]}"),
             account=name, code=code, name=clean_text(inst.name), side=side, volume=args.volume, trigger=trigger,
             order=spec, status=ConditionStatus.ARMED, created_at=iso_ms(now), status_msg=msg,
             expires_at=None if expires is None else iso(expires), oco_group=args.oco_group,
-            high_water=quote.last if trigger.type is TriggerType.TRAILING_STOP else None, live=acct.live)
+            high_water=quote.last if trigger.type is TriggerType.TRAILING_STOP else None,
+            live=acct.live), about * args.volume
 
     async def _holding_note(self, acct: AccountConfig, code: str, side: Side, volume: int, lot_ok: Any) -> str:
         """What arming a condition that sends an order says about the account: a buy must fit the lot
@@ -312,7 +417,18 @@ class Conditions:
         async with svc.order_lock:   # never while it fires
             c = self._find(name, args.condition_id)
             if c.status in ACTIVE:
-                c = self._end(c, ConditionStatus.CANCELED, "canceled on request")
+                if c.approval is not None and c.status is ConditionStatus.PENDING_APPROVAL:
+                    # Nothing left for a person to decide: the approval ends with it.
+                    now = svc.clock.now()
+                    a = {"approval_id": c.approval["approval_id"], "account": c.account,
+                         "client_order_id": c.client_order_id}
+                    note = "the agent canceled the condition"
+                    with svc.journal.batch():
+                        if svc.journal.decide_approval(a["approval_id"], "denied", iso(now), "cancel", note):
+                            svc.journal.append(_decided(a, "denied", "cancel", note), now)
+                        c = self._end(c, ConditionStatus.CANCELED, "canceled on request, before a person decided")
+                else:
+                    c = self._end(c, ConditionStatus.CANCELED, "canceled on request")
         return {"condition": self._wire(c)}
 
     def _wire(self, c: Condition) -> dict[str, Any]:
