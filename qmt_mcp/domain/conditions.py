@@ -290,3 +290,9 @@ def fire_price(c: Condition, inst: Instrument, best_bid: Decimal | None, best_as
     if not notes:
         return price, ""
     return price, f"limit price {spec.price} " + " and ".join(notes)
+
+
+def t1_note(usable: int, held: int) -> str:
+    """Why a sell condition waits: its shares are held but not sellable yet."""
+    return (f"waits: only {usable} of {held} shares are sellable today (T+1: shares bought today sell from the "
+            "next trading day); it fires on the first quote that meets the trigger once they are")
