@@ -12,8 +12,10 @@ CONTRACT_TOOLS = {
     "health", "list_accounts", "get_quote", "get_klines", "get_ticks", "search_instruments", "get_instrument",
     "list_sectors", "get_asset", "get_positions", "get_orders", "get_trades", "get_order", "preview_order",
     "place_order", "cancel_order", "get_risk_status", "reset_risk", "get_order_events",
+    # 0.2: conditional orders held by the gateway
+    "place_conditional_order", "list_conditional_orders", "cancel_conditional_order",
 }
-DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk"}
+DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk", "place_conditional_order", "cancel_conditional_order"}
 
 pytestmark = pytest.mark.anyio
 
