@@ -46,7 +46,7 @@ def test_inspector_lists_every_tool_with_its_schemas(tmp_path: Path) -> None:
     res = _inspector(tmp_path, "--method", "tools/list")
     assert res.returncode == 0, res.stderr
     tools = {t["name"]: t for t in json.loads(res.stdout)["tools"]}
-    assert len(tools) == 19
+    assert len(tools) == 22   # 19 of 0.1 and the three condition tools
     assert all("outputSchema" in t and "annotations" in t for t in tools.values())
 
 
@@ -135,7 +135,7 @@ def _inspector_http(url: str, *method: str) -> subprocess.CompletedProcess[str]:
 def test_inspector_over_streamable_http_lists_calls_reads_and_gets_prompts(http_url: str) -> None:
     res = _inspector_http(http_url, "--method", "tools/list")
     assert res.returncode == 0, res.stderr
-    assert len(json.loads(res.stdout)["tools"]) == 19
+    assert len(json.loads(res.stdout)["tools"]) == 22
     res = _inspector_http(http_url, "--method", "tools/call", "--tool-name", "get_quote",
                           "--tool-arg", 'codes=["600519.SH"]')
     assert res.returncode == 0, res.stderr
