@@ -10,6 +10,7 @@ below `last` fills."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -335,6 +336,12 @@ async def test_the_same_client_order_id_replays_the_condition_and_a_different_on
         assert canceled["status"] == twice["status"] == "canceled"
         missing = await s.error("cancel_conditional_order", account="sim", condition_id="cd-nope")
         assert missing["code"] == "ORDER_NOT_FOUND"
+    # Arming and canceling are state changes: audited with the condition they answered.
+    trail = [json.loads(line) for line in (tmp_path / "home" / "audit.jsonl").read_text().splitlines()]
+    audited = [(r["call"], r["outcome"].get("condition", {}).get("status")) for r in trail
+               if r["call"].endswith("conditional_order") and r["outcome"]["ok"]]
+    assert audited == [("place_conditional_order", "armed"), ("place_conditional_order", "armed"),
+                       ("cancel_conditional_order", "canceled"), ("cancel_conditional_order", "canceled")]
 
 
 async def test_a_refusal_when_it_fires_fails_it_with_the_code_and_the_kill_switch_spares_a_protective_sell(

@@ -64,7 +64,10 @@ class Watcher:
                     current = self.conds.current(c)
                     if current.status is ConditionStatus.ARMED:
                         self.conds.end(current, ConditionStatus.EXPIRED, f"expired at {c.expires_at}, unfired")
-            codes = sorted({c.code for c in armed.values()})
+            by_code: dict[str, list[Condition]] = {}
+            for c in armed.values():
+                by_code.setdefault(c.code, []).append(c)
+            codes = sorted(by_code)
             if not codes:
                 return
             try:
@@ -77,14 +80,19 @@ class Watcher:
             for q in quotes:
                 new = q.volume > 0 and self._seen.get(q.code) != q.time
                 self._seen[q.code] = q.time
-                await self._on_quote(q, q.last if new else None, now, phase)
+                await self._on_quote(q, by_code.get(q.code, []), q.last if new else None, now, phase)
 
-    async def _on_quote(self, q: Quote, last: Decimal | None, now: datetime, phase: Phase) -> None:
-        watching = [c for c in self.conds.active().values() if c.code == q.code]
+    async def _on_quote(self, q: Quote, watching: list[Condition], last: Decimal | None, now: datetime,
+                        phase: Phase) -> None:
+        """`watching` (the code's armed conditions as the round began) against one quote."""
+        # Read and written with no await between: a cancel (or a firing) that ended a condition since
+        # the round began is seen here, so a stale armed copy is never written back over it.
+        armed = self.conds.active()
         moved = []
-        for c in watching:
-            mark = None if last is None else moved_mark(c, last)
-            if mark is not None:
+        for w in watching:
+            c = armed.get(w.condition_id)
+            mark = None if c is None or last is None else moved_mark(c, last)
+            if c is not None and mark is not None:
                 moved.append(replace(c, high_water=mark))
         if moved:
             with self.conds.svc.journal.batch():   # the marks move together: one fsync a round
