@@ -14,6 +14,7 @@ import json
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,9 @@ from mcp.types import ResourceUpdatedNotification
 from qmt_mcp.calls import DecideApprovalArgs, ListApprovalsArgs
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import parse_config
+from qmt_mcp.domain.conditions import Condition, ConditionStatus, fires, make_trigger, moved_mark, stop_level
 from qmt_mcp.domain.errors import ErrorCode, QmtError
+from qmt_mcp.domain.orders import Side
 from qmt_mcp.domain.timeutil import CN_TZ
 
 pytestmark = pytest.mark.anyio
@@ -419,3 +422,19 @@ async def test_where_approval_asks_for_a_person_arming_waits_for_one_and_firing_
             await approvals.decide_approval(DecideApprovalArgs(
                 approval_id=other["approval"]["approval_id"], decision="approve", channel="cli"))
         assert again.value.code is ErrorCode.INVALID_ARGUMENT
+
+
+def test_a_buy_trailing_stop_follows_the_low_and_fires_on_the_rebound() -> None:
+    """The trigger logic itself (domain/conditions.py): a buy's mark is the low, its stop above it."""
+    t = make_trigger("trailing_stop", None, None, Decimal("0.30"), None)
+    c = Condition(condition_id="cd-1", client_order_id="c-1", account="sim", code=CODE, name="浦发银行",
+                  side=Side.BUY, volume=100, trigger=t, order=None, status=ConditionStatus.ARMED,
+                  created_at="2024-03-01T09:30:04.000+08:00", high_water=Decimal("10.00"))
+    path = []
+    for last in ("10.20", "9.80", "9.90", "9.60", "9.85", "9.90"):
+        mark = moved_mark(c, Decimal(last))
+        if mark is not None:
+            c = replace(c, high_water=mark)
+        path.append((str(c.high_water), str(stop_level(c)), fires(c, Decimal(last), at("09:31:00"))))
+    assert path == [("10.00", "10.30", False), ("9.80", "10.10", False), ("9.80", "10.10", False),
+                    ("9.60", "9.90", False), ("9.60", "9.90", False), ("9.60", "9.90", True)]

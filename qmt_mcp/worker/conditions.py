@@ -97,20 +97,16 @@ class Conditions:
             armed.pop(c.condition_id, None)
 
     def find(self, account: str, condition_id: str) -> Condition:
-        for c in map(from_json, self.svc.journal.conditions(account)):
-            if c.condition_id == condition_id:
-                return c
+        """The account's condition `condition_id`; ORDER_NOT_FOUND (with a hint) when it has none."""
+        for row in self.svc.journal.conditions(account, condition_id=condition_id):
+            return from_json(row)
         raise OrderNotFound(f"no conditional order {condition_id!r} on this account",
                             hint="list_conditional_orders lists the account's conditions.",
                             details={"condition_id": condition_id})
 
     def current(self, c: Condition) -> Condition:
         """The journal's word on `c` now (another round, or a cancel, may have moved it)."""
-        for row in self.svc.journal.conditions(c.account, client_order_id=c.client_order_id):
-            found = from_json(row)
-            if found.condition_id == c.condition_id:
-                return found
-        return c
+        return self.find(c.account, c.condition_id)
 
     # ----- the tools
     async def place_conditional_order(self, args: ConditionArgs) -> dict[str, Any]:

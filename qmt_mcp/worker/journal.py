@@ -454,9 +454,12 @@ class Journal:
                              (condition_id, account, client_order_id, status, created_at, data))
 
     def conditions(self, account: str | None = None, statuses: tuple[str, ...] = (),
-                   client_order_id: str | None = None) -> list[str]:
-        """The JSON of matching conditions, oldest first (by status through its index)."""
+                   client_order_id: str | None = None, condition_id: str | None = None) -> list[str]:
+        """The JSON of matching conditions, oldest first (each filter through an index)."""
         where, params = ["1=1"], []
+        if condition_id is not None:
+            where.append("condition_id=?")
+            params.append(condition_id)
         if account is not None:
             where.append("account=?")
             params.append(account)
