@@ -121,6 +121,10 @@ async def test_every_tool_over_stdio_validates_against_its_output_schema(tmp_pat
                 ("cancel_order", {"account": "sim", "order_id": rest["order"]["order_id"]}),
                 ("get_risk_status", {}), ("reset_risk", {"account": "sim", "note": "stdio check"}),
                 ("get_order_events", {"account": "sim"}),
+                ("place_conditional_order", {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100,
+                                             "trigger": {"type": "price_at_or_below", "price": q["down_limit"]}}),
+                ("list_conditional_orders", {"account": "sim"}),
+                ("cancel_conditional_order", {"account": "sim", "condition_id": "cd-none"}),
                 # and errors, which must fit the same schemas
                 ("get_asset", {"account": "nobody"}), ("get_order", {"account": "sim", "order_id": 7}),
                 ("place_order", {"account": "sim", "code": "600000.SH", "side": "sell", "volume": 100,
