@@ -438,3 +438,32 @@ def test_a_buy_trailing_stop_follows_the_low_and_fires_on_the_rebound() -> None:
         path.append((str(c.high_water), str(stop_level(c)), fires(c, Decimal(last), at("09:31:00"))))
     assert path == [("10.00", "10.30", False), ("9.80", "10.10", False), ("9.80", "10.10", False),
                     ("9.60", "9.90", False), ("9.60", "9.90", False), ("9.60", "9.90", True)]
+
+
+async def test_an_unsent_triggered_order_found_at_start_waits_for_a_session_that_takes_it(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    """What a worker killed between the trigger and the order record leaves (test_conditions_restart.py
+    makes it with kill -9), met by a worker that starts at lunch: it sends nothing until 13:00, then once."""
+    rows = [(DAY, "11:00:00", 10.00), (DAY, "13:00:03", 9.90)]
+    async with market(tmp_path, clock, rows, at("11:00:01")) as s:
+        c = (await s.ok("place_conditional_order", account="sim", code=CODE, side="sell", volume=300,
+                        trigger={"type": "price_at_or_below", "price": 9.5},
+                        order={"order_type": "limit", "price": 9.8}))["condition"]
+        conds = s.worker.service.conditions
+        armed = conds.find("sim", c["condition_id"])
+        conds.save(armed.advanced(ConditionStatus.TRIGGERED, triggered_at=c["created_at"]))
+    clock.set(at("11:40:00"))
+    worker = make_worker(parse_config(sections(tmp_path / "data")), tmp_path / "home", clock)
+    try:
+        async with open_session(worker, clock) as again:
+            await at_quote(again, at("11:40:01"))
+            await at_quote(again, at("12:59:59"))
+            assert not broker_orders(again, c["client_order_id"])
+            assert (await condition(again, c["condition_id"]))["order_status"] is None
+            for when in ("13:00:04", "13:00:07"):
+                await at_quote(again, at(when))
+            assert len(broker_orders(again, c["client_order_id"])) == 1
+            assert (await condition(again, c["condition_id"]))["order_status"] == "succeeded"
+    finally:
+        await worker.close()

@@ -46,14 +46,13 @@ class Watcher:
         self.conds = conds
         self._seen: dict[str, datetime] = {}   # code -> time of the last quote evaluated
         self._round = anyio.Lock()              # one round at a time
-        self._resumed = False
+        self._unsent: dict[str, str] | None = None   # condition_id -> account: triggered, order unsent
 
     async def watch(self) -> None:
         """One round: resume what a restart left, expire, then every armed condition against the
         new quote of its code (and the clock, for time triggers)."""
         async with self._round:
-            if not self._resumed:
-                self._resumed = True
+            if self._unsent is None or self._unsent:
                 await self.resume()
             armed = self.conds.active()
             if not armed:
@@ -141,15 +140,7 @@ class Watcher:
         refusal: QmtError | None = first_failure(v.checks) or first_denial(v.decisions)
         if refusal is None:
             return v
-        rule = str(refusal.details.get("rule", ""))
-        wait = ""
-        if refusal.code is ErrorCode.INSUFFICIENT_POSITION:
-            view = await account_view(self.conds.svc.broker, acct.account_id)
-            held, usable = view.volume.get(c.code, 0), view.can_use_volume.get(c.code, 0)
-            if held >= c.volume:
-                wait = t1_note(usable, held)
-        elif rule in WAIT_RULES:
-            wait = f"waits: {refusal.message}"
+        wait = await self._wait_note(c, acct, refusal)
         if wait:
             if c.status_msg != wait:
                 self.conds.save(replace(c, status_msg=wait))
@@ -157,6 +148,15 @@ class Watcher:
             return None
         self._fail(c, refusal)
         return None
+
+    async def _wait_note(self, c: Condition, acct: AccountConfig, refusal: QmtError) -> str:
+        """Why `c` waits, when `refusal` passes with time (its shares sellable from T+1, the session,
+        the day's baseline); "" when it does not."""
+        if refusal.code is ErrorCode.INSUFFICIENT_POSITION:
+            view = await account_view(self.conds.svc.broker, acct.account_id)
+            held, usable = view.volume.get(c.code, 0), view.can_use_volume.get(c.code, 0)
+            return t1_note(usable, held) if held >= c.volume else ""
+        return f"waits: {refusal.message}" if str(refusal.details.get("rule", "")) in WAIT_RULES else ""
 
     def _fail(self, c: Condition, refusal: QmtError) -> None:
         svc = self.conds.svc
@@ -216,34 +216,48 @@ class Watcher:
 
     async def resume(self) -> None:
         """After a restart: a triggered condition whose order was never recorded was never sent (the
-        record comes before the broker call): send it now, the checks first, under its own id."""
+        record comes before the broker call): send it, the checks first, under its own id. Found once
+        at start; one that must wait (the session, T+1 shares) or cannot be decided now (the broker
+        away) is tried again each round until it is sent or refused."""
         svc = self.conds.svc
-        for c in map(from_json, svc.journal.conditions(statuses=(ConditionStatus.TRIGGERED.value,))):
-            if c.alert or svc.journal.order_by_client_id(c.account, c.client_order_id) is not None:
-                continue
+        if self._unsent is None:
+            self._unsent = {c.condition_id: c.account for c in map(from_json, svc.journal.conditions(
+                statuses=(ConditionStatus.TRIGGERED.value,)))
+                if not c.alert and svc.journal.order_by_client_id(c.account, c.client_order_id) is None}
+        for condition_id, account in sorted(self._unsent.items()):
             try:
                 async with svc.order_lock:
-                    current = self.conds.current(c)
-                    if svc.journal.order_by_client_id(c.account, c.client_order_id) is not None:
-                        continue
-                    _, acct = svc.account(current.account)
-                    inst = await svc.broker.instrument(current.code)
-                    q = (await svc.broker.quotes([current.code]))[0]
-                    price, _ = fire_price(current, inst, q.bids[0].price if q.bids else None,
-                                          q.asks[0].price if q.asks else None, q.last,
-                                          svc.broker.phase() is Phase.CONTINUOUS, svc.clock.now().date())
-                    req = current.request(price)
-                    v = await svc.decision(req)
-                    refusal = first_failure(v.checks) or first_denial(v.decisions)
-                    if refusal is not None:
-                        self._fail(current, refusal)
-                        continue
-                    log.info("condition %s: triggered before a restart, its order unsent: sending %s now",
-                             c.condition_id, c.client_order_id)
-                    await self._send(current, acct, req, v)
+                    if await self._resend(self.conds.find(account, condition_id)):
+                        del self._unsent[condition_id]
             except QmtError as exc:
-                log.warning("condition %s: cannot send its order yet: %s", c.condition_id, exc.message)
-                self._resumed = False   # try again at the next round
+                log.warning("condition %s: cannot send its order yet: %s", condition_id, exc.message)
+
+    async def _resend(self, c: Condition) -> bool:
+        """One unsent order of a triggered condition; whether it is settled (sent, or refused: failed).
+        Call under the order lock."""
+        svc = self.conds.svc
+        if c.status is not ConditionStatus.TRIGGERED or svc.journal.order_by_client_id(c.account, c.client_order_id):
+            return True
+        phase = svc.broker.phase()
+        if not _session_takes(c, phase):
+            return False
+        _, acct = svc.account(c.account)
+        inst = await svc.broker.instrument(c.code)
+        q = (await svc.broker.quotes([c.code]))[0]
+        price, _ = fire_price(c, inst, q.bids[0].price if q.bids else None, q.asks[0].price if q.asks else None,
+                              q.last, phase is Phase.CONTINUOUS, svc.clock.now().date())
+        req = c.request(price)
+        v = await svc.decision(req)
+        refusal = first_failure(v.checks) or first_denial(v.decisions)
+        if refusal is not None:
+            if await self._wait_note(c, acct, refusal):
+                return False
+            self._fail(c, refusal)
+            return True
+        log.info("condition %s: triggered before a restart, its order unsent: sending %s now", c.condition_id,
+                 c.client_order_id)
+        await self._send(c, acct, req, v)
+        return True
 
 
 def _session_takes(c: Condition, phase: Phase) -> bool:
