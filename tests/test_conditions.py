@@ -102,10 +102,14 @@ async def test_a_stop_loss_fires_once_when_the_price_trades_through_even_on_two_
     clock: ManualClock, tmp_path: Path,
 ) -> None:
     async with market(tmp_path, clock, STOP_PATH, at("09:30:04")) as s:
-        armed = (await s.ok("place_conditional_order", account="sim", code=CODE, side="sell", volume=500,
+        placed = await s.ok("place_conditional_order", account="sim", code=CODE, side="sell", volume=500,
                             trigger={"type": "price_at_or_below", "price": 9.85},
-                            order={"order_type": "limit", "price": 9.80}))["condition"]
+                            order={"order_type": "limit", "price": 9.80})
+        armed = placed["condition"]
         assert armed["status"] == "armed" and armed["client_order_id"].startswith("c-")
+        # The order it would send, previewed as preview_order would now: the same checks and fees.
+        same = await s.ok("preview_order", account="sim", code=CODE, side="sell", volume=500, price=9.80)
+        assert placed["preview"]["would_accept"] is True and placed["preview"]["estimate"] == same["estimate"]
         await at_quote(s, at("09:30:07"))   # 9.95: above the stop
         assert (await condition(s, armed["condition_id"]))["status"] == "armed"
         s.clock.set(at("09:30:10"))         # 9.80: through it; two rounds at once see the same quote
@@ -283,10 +287,12 @@ async def test_a_stop_on_shares_bought_today_waits_for_t_plus_1_and_fires_after_
         bought = await s.ok("place_order", account="sim", code=CODE, side="buy", volume=500, price=10.01,
                             client_order_id="buy-1")
         assert bought["order"]["status"] == "succeeded"
-        c = (await s.ok("place_conditional_order", account="sim", code=CODE, side="sell", volume=500,
-                        trigger={"type": "price_at_or_below", "price": 9.80},
-                        order={"order_type": "limit", "price": 9.60}))["condition"]
+        placed = await s.ok("place_conditional_order", account="sim", code=CODE, side="sell", volume=500,
+                            trigger={"type": "price_at_or_below", "price": 9.80},
+                            order={"order_type": "limit", "price": 9.60})
+        c = placed["condition"]
         assert c["status"] == "armed" and "T+1" in c["status_msg"]
+        assert placed["preview"]["would_accept"] is False   # as of now: the shares are not sellable today
         await at_quote(s, at("09:30:07"))   # 9.70: through the stop, but nothing is sellable today
         waiting = await condition(s, c["condition_id"])
         assert waiting["status"] == "armed" and "T+1" in waiting["status_msg"]
@@ -379,6 +385,7 @@ async def test_arming_on_a_live_account_needs_a_token_bound_to_the_whole_conditi
                 "trigger": {"type": "price_at_or_below", "price": 9.85}, "order": {"order_type": "limit", "price": 9.8}}
         first = await s.error("place_conditional_order", **args)
         assert first["code"] == "CONFIRM_REQUIRED" and first["details"]["condition"]["status"] == "armed"
+        assert first["details"]["preview"]["estimate"]["amount"] == 4900.0   # 500 x 9.80: show the person
         token = first["details"]["confirm_token"]
         assert (await s.ok("list_conditional_orders", account="sim"))["conditions"] == []
         for changed in ({"volume": 400}, {"trigger": {"type": "price_at_or_below", "price": 9.7}},

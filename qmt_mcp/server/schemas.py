@@ -387,6 +387,9 @@ class ConditionOut(_Out):
 class ConditionResult(Envelope):
     condition: ConditionOut | None = None
     idempotent_replay: bool | None = None
+    preview: dict[str, Any] | None = Field(None, description=(
+        "preview_order of the order it would send, as of now (would_accept, checks, estimate with fees, "
+        "risk); decided again when it fires. null: an alert"))
 
 
 class ConditionsResult(Envelope):

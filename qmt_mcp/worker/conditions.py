@@ -119,13 +119,14 @@ class Conditions:
         code = normalize_code(args.code)
         side = Side(args.side)
         c, amount = await self._new(name, acct, code, side, args)
+        preview = await self._preview(c)
         token = nonblank(args.confirm_token, "confirm_token")
         async with svc.order_lock:
             if args.client_order_id is not None:
                 replay = self._replay(name, c)
                 if replay is not None:
                     return {"condition": self.wire(replay), "idempotent_replay": True}
-            token_id = self._check_token(c, acct, token)
+            token_id = self._check_token(c, acct, token, preview)
             # Where [approval] asks for a person, arming waits for one (firing never does).
             waits = not c.alert and svc.approvals.needed(acct, amount)
             now = svc.clock.now()
@@ -140,7 +141,17 @@ class Conditions:
         log.info("condition %s %s: %s %s %d %s, order client_order_id=%s", c.condition_id, c.status.value, side.value,
                  code, c.volume, c.trigger.type.value, c.client_order_id)
         svc.notify()
-        return {"condition": self.wire(c), "idempotent_replay": False}
+        return {"condition": self.wire(c), "idempotent_replay": False, "preview": preview}
+
+    async def _preview(self, c: Condition) -> dict[str, Any] | None:
+        """What preview_order says now of the order `c` would send (None: an alert): every check, the
+        cost with fees, risk. As of now only: it is decided again when the condition fires."""
+        if c.alert:
+            return None
+        req = c.request()
+        v = await self.svc.decision(req)
+        return {"would_accept": v.would_accept, "checks": [x.to_wire() for x in v.checks],
+                "estimate": v.est.to_wire(req.side), "risk": [d.to_wire() for d in v.decisions]}
 
     # ----- a person in the loop (condition_approvals.py; worker/approvals.py routes the decisions here)
     def approval_entry(self, a: dict[str, Any]) -> dict[str, Any] | None:
@@ -225,7 +236,8 @@ class Conditions:
             return prior
         return None
 
-    def _check_token(self, c: Condition, acct: AccountConfig, token: str | None) -> str | None:
+    def _check_token(self, c: Condition, acct: AccountConfig, token: str | None,
+                     preview: dict[str, Any] | None) -> str | None:
         """The confirm token's id; a live account without one gets CONFIRM_REQUIRED carrying a token
         bound to the whole condition (its every field), which the second call sends back."""
         svc = self.svc
@@ -238,7 +250,8 @@ class Conditions:
                 "details.confirm_token and the same arguments", code=ErrorCode.CONFIRM_REQUIRED,
                 hint="Show the person the condition (details.condition; preview_order shows its order), and only "
                      "if they agree call again with details.confirm_token.",
-                details={"confirm_token": issued, "confirm_expires_at": expires, "condition": self.wire(c)})
+                details={"confirm_token": issued, "confirm_expires_at": expires, "condition": self.wire(c),
+                         "preview": preview})
         token_id = svc.tokens.verify(token, TOKEN_TOOL, c.fingerprint(), svc.clock.now())
         if svc.journal.token_used(token_id):
             raise ConfirmError("this confirm token was already used", code=ErrorCode.CONFIRM_USED)
