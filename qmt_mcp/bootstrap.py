@@ -71,6 +71,9 @@ class Worker:
             "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
             "audit_status": AuditStatus(self.audit, self.journal).audit_status,
             "get_statement": s.history.get_statement, "get_pnl": s.history.get_pnl,
+            "place_conditional_order": s.conditions.place_conditional_order,
+            "list_conditional_orders": s.conditions.list_conditional_orders,
+            "cancel_conditional_order": s.conditions.cancel_conditional_order,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:

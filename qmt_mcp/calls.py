@@ -250,6 +250,51 @@ class EventsArgs(Args):
     wait_seconds: LongPoll = 0
 
 
+# ----- conditional orders (CONTRACT.md 0.2 "Conditional orders, held by the gateway")
+TriggerKind = Literal["price_at_or_above", "price_at_or_below", "trailing_stop", "time"]
+ConditionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="from place_conditional_order")]
+OcoGroup = Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description=(
+    "conditions of one account sharing a group: when one fires, the others are canceled"))]
+
+
+class TriggerArgs(Args):
+    type: TriggerKind
+    price: Annotated[float | None, Field(gt=0, description="price triggers: yuan per share, on the last price")] = None
+    trail_percent: Annotated[float | None, Field(gt=0, lt=100, description="trailing_stop: % of the mark")] = None
+    trail_amount: Annotated[float | None, Field(gt=0, description="trailing_stop: yuan per share")] = None
+    at: Annotated[str | None, BeforeValidator(_digits_as_text(14)), Field(
+        description="time: Asia/Shanghai, YYYYMMDDHHMMSS or ISO-8601")] = None
+
+
+class ConditionOrderArgs(Args):
+    order_type: OrderType
+    price: Price = None
+    market_type: MarketType | None = None
+
+
+class ConditionArgs(Args):
+    account: Account
+    code: Code
+    side: Side
+    volume: Volume
+    trigger: TriggerArgs
+    order: ConditionOrderArgs | None = None
+    expires_at: When = None
+    oco_group: OcoGroup = None
+    client_order_id: ClientOrderId = None
+    confirm_token: Token = None
+
+
+class ListConditionsArgs(Args):
+    account: Account
+    active_only: bool = False
+
+
+class CancelConditionArgs(Args):
+    account: Account
+    condition_id: ConditionId
+
+
 Kind = Literal["read", "order", "cancel"]   # the tool's annotations: read-only, destructive, destructive+idempotent
 
 
@@ -392,6 +437,29 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
         'Events of an account after after_seq, in seq order: order status, fills, errors, risk. Pass '
         'next_seq back to continue; wait_seconds (0-60) long-polls for the next event.',
         kind="read")),
+    Call("place_conditional_order", ConditionArgs, changes_state=True, tool=Tool(
+        'Place conditional order',
+        'Arm a stop, take-profit, trailing stop, time order or alert that the gateway holds and sends '
+        'when it fires (miniQMT has none of its own). trigger.type: price_at_or_above / price_at_or_below '
+        '(trigger.price, yuan, on the last price of each new quote; a gap through it fires at the first '
+        'quote beyond), trailing_stop (trail_percent or trail_amount from the high since arming for a '
+        'sell, the low for a buy), time (trigger.at, Asia/Shanghai). order {order_type, price?, '
+        'market_type?} is what it sends (volume in shares; preview_order with the same fields shows it); '
+        'omit order for an alert. expires_at (default: until canceled); oco_group: one fires, the others '
+        'are canceled. Fires once; checks and risk run again then. Sells need sellable shares when it '
+        'fires (T+1: it waits). Live accounts: the first call returns CONFIRM_REQUIRED with a '
+        'confirm_token; show the person, then call again with it.',
+        kind="order")),
+    Call("list_conditional_orders", ListConditionsArgs, changes_state=False, tool=Tool(
+        'List conditional orders',
+        "The account's conditions with status (armed, triggered, canceled, expired, failed) and "
+        'status_msg (why one waits or failed); active_only for the armed ones.',
+        kind="read")),
+    Call("cancel_conditional_order", CancelConditionArgs, changes_state=True, tool=Tool(
+        'Cancel conditional order',
+        'Disarm a condition; canceling one that is no longer armed changes nothing and returns it. An '
+        'order it already sent is an ordinary order: cancel_order cancels that.',
+        kind="cancel")),
     # The server's own plumbing: not tools. Their handlers check their own arguments.
     Call("latest_events", None),
     Call("note_gap", None),

@@ -29,7 +29,9 @@ from qmt_mcp.worker.journal import Journal
 
 CONTRACT_TYPES = {"order_status", "trade", "order_error", "cancel_error", "account_status", "disconnected",
                   "reconciled", "risk",
-                  "approval_requested", "approval_decided"}   # the 0.2 additions' approvals
+                  "approval_requested", "approval_decided",   # the 0.2 additions' approvals
+                  "condition_armed", "condition_triggered", "condition_canceled", "condition_expired",
+                  "condition_failed"}   # ... and conditional orders
 
 
 def test_every_event_type_has_exactly_one_class_and_the_contracts_types_are_all_there() -> None:

@@ -93,7 +93,7 @@ async def _call(c: Client, tool: str, **args: Any) -> dict[str, Any]:
 async def test_authorized_http_client_trades_and_its_subscription_sees_the_fill(http_server: int) -> None:
     with anyio.fail_after(60):
         async with _client(http_server) as c:
-            assert len((await c.list_tools()).tools) == 22
+            assert len((await c.list_tools()).tools) == 25
             q = (await _call(c, "get_quote", codes=["600000.SH"]))["quotes"][0]
             async with c.listen(resource_subscriptions=["qmt://accounts/sim/positions"]) as sub:
                 placed = await _call(c, "place_order", account="sim", code="600000.SH", side="buy", volume=100,

@@ -46,7 +46,7 @@ def test_inspector_lists_every_tool_with_its_schemas(tmp_path: Path) -> None:
     res = _inspector(tmp_path, "--method", "tools/list")
     assert res.returncode == 0, res.stderr
     tools = {t["name"]: t for t in json.loads(res.stdout)["tools"]}
-    assert len(tools) == 20   # the contract's 19 and the MCP Apps ticket's decide_approval
+    assert len(tools) == 25   # 19 of 0.1; decide_approval (MCP Apps), two statement and three condition tools
     assert all("outputSchema" in t and "annotations" in t for t in tools.values())
 
 
@@ -64,6 +64,10 @@ EVERY_TOOL = [
     ("cancel_order", ["account=sim", "order_id=1"]), ("get_risk_status", []),
     ("reset_risk", ["account=sim", "note=inspector check"]), ("get_order_events", ["account=sim"]),
     ("decide_approval", ["approval_id=ap-none", "decision=approve"]),   # refused: the Inspector has no MCP Apps
+    ("get_statement", ["account=sim"]), ("get_pnl", ["account=sim", "start=20261101"]),
+    ("place_conditional_order", ["account=sim", "code=600000.SH", "side=buy", "volume=100",
+                                 'trigger={"type":"price_at_or_below","price":9.5}']),
+    ("list_conditional_orders", ["account=sim"]), ("cancel_conditional_order", ["account=sim", "condition_id=cd-none"]),
 ]
 
 
@@ -136,7 +140,7 @@ def _inspector_http(url: str, *method: str) -> subprocess.CompletedProcess[str]:
 def test_inspector_over_streamable_http_lists_calls_reads_and_gets_prompts(http_url: str) -> None:
     res = _inspector_http(http_url, "--method", "tools/list")
     assert res.returncode == 0, res.stderr
-    assert len(json.loads(res.stdout)["tools"]) == 20
+    assert len(json.loads(res.stdout)["tools"]) == 25
     res = _inspector_http(http_url, "--method", "tools/call", "--tool-name", "get_quote",
                           "--tool-arg", 'codes=["600519.SH"]')
     assert res.returncode == 0, res.stderr

@@ -93,12 +93,14 @@ async def test_reading_an_unknown_resource_is_invalid_params(
 async def test_resource_list_names_each_configured_accounts_events_positions_and_asset(s: Session) -> None:
     listed = {str(r.uri): r for r in (await s.client.list_resources()).resources}
     assert set(listed) == {"qmt://health"} | {
-        f"qmt://accounts/{a}/{part}" for a in ("sim", "spare") for part in ("events", "positions", "asset")} | {
+        f"qmt://accounts/{a}/{part}" for a in ("sim", "spare") for part in ("events", "positions", "asset",
+                                                                             "conditions")} | {
         f"ui://qmt/{view}.html" for view in ("order-ticket", "portfolio", "chart")}   # MCP Apps (test_apps.py)
     assert listed["qmt://accounts/spare/asset"].mime_type == "application/json"
     assert listed["qmt://accounts/spare/asset"].title == "Asset (spare)"
     templates = {t.uri_template for t in (await s.client.list_resource_templates()).resource_templates}
     assert templates == {f"qmt://accounts/{{account}}/{part}"
-                         for part in ("events", "orders/{order_id}", "positions", "asset", "statement/{date}")}
+                         for part in ("events", "orders/{order_id}", "positions", "asset", "statement/{date}",
+                                      "conditions")}
     for uri in listed:  # every listed resource reads
         assert (await s.client.read_resource(uri)).contents

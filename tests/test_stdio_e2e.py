@@ -124,6 +124,10 @@ async def test_every_tool_over_stdio_validates_against_its_output_schema(tmp_pat
                 ("get_statement", {"account": "sim"}), ("get_pnl", {"account": "sim", "start": "20261101"}),
                 ("get_orders", {"account": "sim", "start": "20261101"}),
                 ("get_trades", {"account": "sim", "start": "20261101", "end": "20261102"}),
+                ("place_conditional_order", {"account": "sim", "code": "600000.SH", "side": "buy", "volume": 100,
+                                             "trigger": {"type": "price_at_or_below", "price": q["down_limit"]}}),
+                ("list_conditional_orders", {"account": "sim"}),
+                ("cancel_conditional_order", {"account": "sim", "condition_id": "cd-none"}),
                 # and errors, which must fit the same schemas (decide_approval: this client has no MCP Apps)
                 ("decide_approval", {"approval_id": "ap-none", "decision": "approve"}),
                 ("get_asset", {"account": "nobody"}), ("get_order", {"account": "sim", "order_id": 7}),

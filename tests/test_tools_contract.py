@@ -14,8 +14,11 @@ CONTRACT_TOOLS = {
     "place_order", "cancel_order", "get_risk_status", "reset_risk", "get_order_events",
     "decide_approval",   # 0.2: the MCP Apps order ticket's, app-only (tests/test_apps.py)
     "get_statement", "get_pnl",   # 0.2: History and statements
+    # 0.2: conditional orders held by the gateway
+    "place_conditional_order", "list_conditional_orders", "cancel_conditional_order",
 }
-DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk", "decide_approval"}
+DESTRUCTIVE = {"place_order", "cancel_order", "reset_risk", "decide_approval", "place_conditional_order",
+               "cancel_conditional_order"}
 
 pytestmark = pytest.mark.anyio
 

@@ -30,8 +30,8 @@ ENVELOPE = ("seq", "time", "account", "type", "order_id", "client_order_id")   #
 
 
 class EventType(StrEnum):
-    """Every event type the journal records: the contract's eight, `gap` and `unmatched`, and the
-    approvals' two (CONTRACT.md 0.2)."""
+    """Every event type the journal records: the contract's eight, `gap` and `unmatched`, the
+    approvals' two and the conditional orders' five (CONTRACT.md 0.2)."""
 
     ORDER_STATUS = "order_status"
     TRADE = "trade"
@@ -45,6 +45,12 @@ class EventType(StrEnum):
     UNMATCHED = "unmatched"    # a broker push that fits none of our records
     APPROVAL_REQUESTED = "approval_requested"   # an order waits for a person
     APPROVAL_DECIDED = "approval_decided"       # approved, denied or expired: once
+    # Conditional orders held by the gateway (domain/conditions.py, worker/conditions.py)
+    CONDITION_ARMED = "condition_armed"
+    CONDITION_TRIGGERED = "condition_triggered"   # with its order's client_order_id; an alert's has none
+    CONDITION_CANCELED = "condition_canceled"
+    CONDITION_EXPIRED = "condition_expired"
+    CONDITION_FAILED = "condition_failed"         # refused when it fired: error_code says why; nothing sent
 
 
 class AccountStatus(StrEnum):
@@ -282,8 +288,9 @@ class ApprovalRequestedEvent(Event):
     expires_at: str
     channels: list[str]
     # "order": a waiting order (client_order_id names it); "reset_risk": an agent's breaker reset on an
-    # account `[approval] human` covers, which has no order (client_order_id null).
-    kind: Literal["order", "reset_risk"] = "order"
+    # account `[approval] human` covers, which has no order (client_order_id null); "condition": a
+    # conditional order waiting to be armed (client_order_id: what its order will carry).
+    kind: Literal["order", "reset_risk", "condition"] = "order"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,4 +302,56 @@ class ApprovalDecidedEvent(Event):
     decision: Literal["approved", "denied", "expired"]
     channel: str
     note: str
-    kind: Literal["order", "reset_risk"] = "order"
+    kind: Literal["order", "reset_risk", "condition"] = "order"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ConditionFields:
+    """What every condition event says: which condition, of what, and where it stands now."""
+
+    condition_id: str
+    code: str
+    side: Side
+    volume: int
+    trigger: dict[str, Any]
+    status: str
+    status_msg: str
+    oco_group: str | None = field(default=None, metadata=_OPTIONAL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionArmedEvent(_ConditionFields, Event):
+    """A condition is armed: the worker watches its quotes (client_order_id: what its order will carry)."""
+
+    type = EventType.CONDITION_ARMED
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionTriggeredEvent(_ConditionFields, Event):
+    """A condition fired, recorded before its order is sent (client_order_id: the order's, None for an
+    alert); `triggered_price` is the last price that fired it (None: a time trigger)."""
+
+    type = EventType.CONDITION_TRIGGERED
+    alert: bool
+    triggered_price: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionCanceledEvent(_ConditionFields, Event):
+    """Canceled by the agent, by its OCO group firing (status_msg says which), or denied by a person."""
+
+    type = EventType.CONDITION_CANCELED
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionExpiredEvent(_ConditionFields, Event):
+    type = EventType.CONDITION_EXPIRED
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionFailedEvent(_ConditionFields, Event):
+    """The checks refused the order when the condition fired; nothing was sent."""
+
+    type = EventType.CONDITION_FAILED
+    error_code: str
+    rule: str | None = None   # the refusing check or risk rule (details.rule), where it names one

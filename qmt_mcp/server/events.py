@@ -39,6 +39,8 @@ def uris_for(event: dict[str, Any]) -> list[str]:
         uris = [HEALTH_URI]
         return uris + ([f"qmt://accounts/{acct}/events"] if acct else [])
     uris = [f"qmt://accounts/{acct}/events"]
+    if isinstance(kind, str) and kind.startswith("condition_"):
+        uris.append(f"qmt://accounts/{acct}/conditions")
     if event.get("order_id") is not None:
         uris.append(f"qmt://accounts/{acct}/orders/{event['order_id']}")
     if kind in ("trade", "reconciled"):

@@ -34,6 +34,8 @@ PER_ACCOUNT = {
     "events": ("Account events", "The latest 100 events of the account and next_seq."),
     "positions": ("Positions", "The account's positions (shares, yuan)."),
     "asset": ("Asset", "The account's cash and total asset (yuan)."),
+    "conditions": ("Conditional orders", "The account's conditions (stops, take-profits, trailing stops, time "
+                   "orders, alerts) with their status; updated on each condition event."),
 }
 
 
@@ -127,6 +129,9 @@ def register_resources(srv: QmtServer) -> None:
                   mime_type=MIME, description="One day's statement of the account (as get_statement for that day).")
     async def statement_resource(account: str, date: str) -> str:
         return await _read(srv, "get_statement", {"account": account, "start": date, "end": date})
+    @per_account("conditions", "conditions")
+    async def conditions_resource(account: str) -> str:
+        return await _read(srv, "list_conditional_orders", {"account": account})
 
     async def list_account_resources(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         # MCPServer lists only fixed URIs; accounts are the worker's to know, so each answer to

@@ -431,3 +431,53 @@ class PnlResult(Envelope):
     start: str | None = None
     end: str | None = None
     codes: list[CodePnl] | None = None
+# ----- conditional orders (worker/conditions.py)
+class TriggerOut(_Out):
+    type: Literal["price_at_or_above", "price_at_or_below", "trailing_stop", "time"]
+    price: float | None = Field(None, description="yuan per share, against the last price of each new quote")
+    trail_percent: float | None = None
+    trail_amount: float | None = Field(None, description="yuan per share")
+    at: str | None = Field(None, description="+08:00")
+
+
+class ConditionOrderOut(_Out):
+    order_type: Literal["limit", "market"]
+    price: float | None
+    market_type: str | None
+
+
+class ConditionOut(_Out):
+    condition_id: str
+    client_order_id: str = Field(description="what its order carries (get_order finds it by this once it fired)")
+    account: str
+    code: str
+    name: str
+    side: Literal["buy", "sell"]
+    volume: int = Field(description="shares")
+    trigger: TriggerOut
+    order: ConditionOrderOut | None = Field(description="null: an alert (it notifies, sends nothing)")
+    status: Literal["pending_approval", "armed", "triggered", "canceled", "expired", "failed"]
+    status_msg: str = Field(description="why it waits (T+1, the session), failed, or how its price was adjusted")
+    created_at: str
+    expires_at: str | None = Field(description="null: until canceled (it survives the day roll)")
+    triggered_at: str | None
+    order_id: int | None
+    oco_group: str | None
+    live: bool
+    high_water: float | None = Field(None, description="trailing_stop: a sell's high (a buy's low) since arming")
+    stop_price: float | None = Field(None, description="trailing_stop: where it fires now")
+    triggered_price: float | None = Field(None, description="the last price that fired it")
+    order_status: str | None = Field(None, description="triggered: its order's status (null: not recorded yet)")
+    approval: ApprovalOut | None = None
+
+
+class ConditionResult(Envelope):
+    condition: ConditionOut | None = None
+    idempotent_replay: bool | None = None
+    preview: dict[str, Any] | None = Field(None, description=(
+        "preview_order of the order it would send, as of now (would_accept, checks, estimate with fees, "
+        "risk); decided again when it fires. null: an alert"))
+
+
+class ConditionsResult(Envelope):
+    conditions: list[ConditionOut] | None = None

@@ -137,7 +137,9 @@ def build_app(
                 "call": name, "args": {k: v for k, v in args.items() if k not in SECRET_ARGS},
                 # An operator call's answer is small (the account's new controls): kept whole.
                 "outcome": body_out if not body_out["ok"] or name in OPERATOR
-                else {"ok": True, "order": body_out.get("order")}}
+                else {"ok": True, "order": body_out.get("order"),
+                      # a conditional order's call answers the condition, which the trail keeps too
+                      **({"condition": body_out["condition"]} if "condition" in body_out else {})}}
             if name in OPERATOR:
                 # Who: a person, through the channel the call names (checked by its model; cli if omitted).
                 # (The app channel: the MCP server's token, for a person at the host's order ticket.)

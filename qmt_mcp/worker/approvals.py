@@ -51,15 +51,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qmt_mcp.worker")
 Decision = Literal["approved", "denied", "expired"]
-Kind = Literal["order", "reset_risk"]
+Kind = Literal["order", "reset_risk", "condition"]
 TIMER = "timer"   # the channel of an expiry: nobody decided
 RESET: Kind = "reset_risk"
+CONDITION: Kind = "condition"   # arming a conditional order (worker/conditions.py decides it)
 
 
 def kind_of(a: dict[str, Any]) -> Kind:
-    """An approval row's kind: a reset's fingerprint says so; an order's fingerprint is its order's
-    fields, which never include "kind"."""
-    return RESET if a["fingerprint"].get("kind") == RESET else "order"
+    """An approval row's kind: a reset's or a condition's fingerprint says so; an order's fingerprint
+    is its order's fields, which never include "kind"."""
+    kind = a["fingerprint"].get("kind")
+    return RESET if kind == RESET else CONDITION if kind == CONDITION else "order"
 
 
 def request_of(fp: dict[str, str]) -> OrderRequest:
@@ -139,6 +141,11 @@ class Approvals:
         out: list[dict[str, Any]] = []
         for a in self.svc.journal.pending_approvals():
             when = {"created_at": a["created_at"], "expires_at": a["expires_at"]}
+            if kind_of(a) == CONDITION:
+                entry = self.svc.conditions.approval_entry(a)
+                if entry is not None:
+                    out.append({**entry, **when})
+                continue
             if kind_of(a) == RESET:
                 out.append({"approval_id": a["approval_id"], "kind": RESET, "account": a["account"], "order": None,
                             "reset": {"note": a["fingerprint"]["note"]}, "amount": None, **when})
@@ -182,6 +189,8 @@ class Approvals:
                 raise _already(a)
             if kind_of(a) == RESET:
                 return await self._decide_reset(a, args.decision, args.channel, note)
+            if kind_of(a) == CONDITION:
+                return svc.conditions.decide(a, args.decision, args.channel, note)
             rec = svc.journal.order_by_client_id(a["account"], a["client_order_id"])
             if rec is None or rec.status is not OrderStatus.PENDING_APPROVAL or rec.fingerprint != a["fingerprint"]:
                 raise QmtError("the approval's order record is not the one it was bound to",
@@ -309,6 +318,10 @@ class Approvals:
                 current = svc.journal.approval(a["approval_id"])
                 if current is not None and current["decision"] is None and kind_of(a) == RESET:
                     self._record(a, "expired", TIMER, "")   # the breaker stays as it is
+                    done.append(a["approval_id"])
+                    continue
+                if current is not None and current["decision"] is None and kind_of(a) == CONDITION:
+                    svc.conditions.expire_approval(a)   # never armed
                     done.append(a["approval_id"])
                     continue
                 if rec is None or current is None or current["decision"] is not None:

@@ -19,14 +19,18 @@ SITES = (
     "broker.sent",        # the broker has taken it, its answer not yet recorded
     "api.answer",         # a call's answer is ready, not yet sent
 )
+# A conditional order's own point (worker/conditions.py): armed -> triggered is committed, its order
+# not yet recorded. Apart from SITES, whose rotation the order-path crash plan draws from.
+CONDITION_SITES = ("condition.triggered",)
 
 
 def _plan(raw: str | None) -> tuple[str, int] | None:
     if not raw:
         return None
     site, _, n = raw.partition(":")
-    if site not in SITES or not n.isdigit() or int(n) < 1:
-        raise ValueError(f"{ENV} must be <site>:<n> with a site from {', '.join(SITES)}, not {raw!r}")
+    if site not in SITES + CONDITION_SITES or not n.isdigit() or int(n) < 1:
+        raise ValueError(f"{ENV} must be <site>:<n> with a site from {', '.join(SITES + CONDITION_SITES)}, "
+                         f"not {raw!r}")
     return site, int(n)
 
 

@@ -65,6 +65,11 @@ CREATE TABLE IF NOT EXISTS approvals (
     fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
     decision TEXT, decided_at TEXT, channel TEXT, note TEXT);
 CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (decision);
+CREATE TABLE IF NOT EXISTS conditions (
+    condition_id TEXT PRIMARY KEY, account TEXT NOT NULL, client_order_id TEXT NOT NULL, status TEXT NOT NULL,
+    created_at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS conditions_by_status ON conditions (status);
+CREATE INDEX IF NOT EXISTS conditions_by_cid ON conditions (account, client_order_id);
 CREATE TABLE IF NOT EXISTS confirm_used (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history_days (
@@ -503,6 +508,33 @@ class Journal:
                 "UPDATE approvals SET decision=?, decided_at=?, channel=?, note=? "
                 "WHERE approval_id=? AND decision IS NULL", (decision, at, channel, note, approval_id))
             return cur.rowcount == 1
+
+    # ----- conditional orders (worker/conditions.py keeps their JSON form; the journal only files it)
+    def put_condition(self, condition_id: str, account: str, client_order_id: str, status: str, created_at: str,
+                      data: str) -> None:
+        with self._write():
+            self._db.execute("INSERT OR REPLACE INTO conditions VALUES (?,?,?,?,?,?)",
+                             (condition_id, account, client_order_id, status, created_at, data))
+
+    def conditions(self, account: str | None = None, statuses: tuple[str, ...] = (),
+                   client_order_id: str | None = None, condition_id: str | None = None) -> list[str]:
+        """The JSON of matching conditions, oldest first (each filter through an index)."""
+        where, params = ["1=1"], []
+        if condition_id is not None:
+            where.append("condition_id=?")
+            params.append(condition_id)
+        if account is not None:
+            where.append("account=?")
+            params.append(account)
+        if client_order_id is not None:
+            where.append("client_order_id=?")
+            params.append(client_order_id)
+        if statuses:
+            where.append("status IN (" + ",".join("?" * len(statuses)) + ")")
+            params.extend(statuses)
+        sql = "SELECT data FROM conditions WHERE " + " AND ".join(where) + " ORDER BY created_at, rowid"  # noqa: S608
+        with self._lock:
+            return [str(d) for (d,) in self._db.execute(sql, params).fetchall()]
 
     # ----- confirm tokens
     def use_token(self, token_id: str, at: str) -> bool:

@@ -51,6 +51,7 @@ from . import crashpoints
 from .approvals import Approvals
 from .args import account_name, nonblank, opt_int, order_of
 from .cancels import Cancels
+from .conditions import Conditions
 from .confirm import ConfirmTokens
 from .history import History, day_range
 from .history import day_start as start_of
@@ -85,6 +86,7 @@ class WorkerService:
         self.cancels = Cancels(self)
         self.approvals = Approvals(self)
         self.history = History(cfg, broker, journal, clock)
+        self.conditions = Conditions(self)
 
     # ----- accounts
     def account(self, given: object) -> tuple[str, AccountConfig]:
@@ -268,8 +270,9 @@ class WorkerService:
         return prior
 
     async def decision(self, req: OrderRequest, excluding: str | None = None) -> OrderDecision:
-        """The whole decision about `req` as preview_order shows it, without a token or any effect;
-        `excluding` as in `_validate` (an approval's own pending record, as its approval will see it)."""
+        """The whole decision about `req` as preview_order shows it, without a token or any effect
+        (a pending approval's preview; a condition at its trigger, conditions.py); `excluding` as in
+        `_validate` (an approval's own pending record, as its approval will see it)."""
         return await self._validate(req, excluding)
 
     async def recheck(self, req: OrderRequest, acct: AccountConfig, cid: str) -> None:
@@ -436,6 +439,7 @@ class WorkerService:
     async def tick(self) -> None:
         await self.broker.poll()
         await self.history.observe()   # the day roll: yesterday closed, today opened (history.py)
+        await self.conditions.watch()   # each new quote against the armed conditions (conditions.py)
 
     def next_change(self) -> anyio.Event:
         return self._changed

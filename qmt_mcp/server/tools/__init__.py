@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import accounts, approvals, history, market, orders, risk
+from . import accounts, approvals, conditions, history, market, orders, risk
 
 TOOLS: dict[str, Callable[..., Any]] = {
-    fn.__name__: fn for module in (market, accounts, orders, risk, history, approvals) for fn in module.TOOLS
+    fn.__name__: fn for module in (market, accounts, orders, risk, history, conditions, approvals)
+    for fn in module.TOOLS
 }
