@@ -68,6 +68,7 @@ class Worker:
             "set_kill_switch": o.set_kill_switch, "set_blocked_code": o.set_blocked_code,
             "operator_reset_risk": o.operator_reset_risk,
             "list_approvals": s.approvals.list_approvals, "decide_approval": s.approvals.decide_approval,
+            "watch_quotes": s.quotes.watch_quotes,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:
@@ -102,13 +103,17 @@ class Worker:
         def stream(after: int) -> AsyncIterator[bytes]:
             return event_frames(self.journal, after, self.service.next_change, cfg.worker.heartbeat_s)
 
+        def quote_stream(watcher: str) -> AsyncIterator[bytes]:
+            return self.service.quotes.frames(watcher, cfg.worker.heartbeat_s)
+
         key = self.operator_key
         if not background:
-            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream, operator_key=key)
+            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream, operator_key=key,
+                             quote_stream=quote_stream)
         periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s),
                     (self.leases.check, CHECK_S), (expire_approvals, APPROVAL_CHECK_S)]
         return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream,
-                         operator_key=key)
+                         operator_key=key, quote_stream=quote_stream)
 
     async def close(self) -> None:
         self.readers.lane.close()

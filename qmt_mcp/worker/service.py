@@ -54,6 +54,7 @@ from .confirm import ConfirmTokens
 from .journal import Journal
 from .person import PersonProofs, person_needed
 from .pushes import PushRecorder
+from .quotes import QuoteWatch
 from .riskbook import RiskBook, account_view, day_start
 
 log = logging.getLogger("qmt_mcp.worker")
@@ -81,6 +82,7 @@ class WorkerService:
         broker.set_sink(self.pushes.on_events)
         self.cancels = Cancels(self)
         self.approvals = Approvals(self)
+        self.quotes = QuoteWatch(broker, clock)   # quotes pushed to the servers that follow them
 
     # ----- accounts
     def account(self, given: object) -> tuple[str, AccountConfig]:
@@ -419,6 +421,7 @@ class WorkerService:
     # ----- misc
     async def tick(self) -> None:
         await self.broker.poll()
+        await self.quotes.poll()
 
     def next_change(self) -> anyio.Event:
         return self._changed
