@@ -10,7 +10,7 @@ import json
 import tracemalloc
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import anyio
 import pytest
 from conftest import BACKENDS, Session, make_worker, open_session
 from mcp import MCPDeprecationWarning
+from mcp.client._memory import InMemoryTransport  # the SDK's own in-process transport, wrapped below
 from mcp.types import ResourceUpdatedNotification
 
 from qmt_mcp.clock import ManualClock
@@ -26,6 +27,7 @@ from qmt_mcp.server.listen import DROPPED_META
 
 pytestmark = pytest.mark.anyio
 CODES = ("600000.SH", "000001.SZ")
+MOVERS = ("600519.SH", "000001.SZ")   # 600519.SH moves a tick within a few quotes
 QUOTE = "qmt://quotes/{}"
 
 
@@ -54,17 +56,59 @@ class Notes:
             while self.count(uri) < n:
                 await self._arrived.wait()
 
+    def accounted(self, uri: str) -> int:
+        """Updates of `uri` the client knows of: each notification stands for itself and those it folded."""
+        return sum(1 + d for u, d in self.got if u == uri)
+
+    async def wait_accounted(self, uri: str, n: int) -> None:
+        with anyio.fail_after(30):
+            while self.accounted(uri) < n:
+                await self._arrived.wait()
+
+
+class GatedTransport:
+    """The SDK's in-memory transport, with a client that can stop reading: while `reading` is unset
+    nothing more is taken off the server's stream (which buffers one message), so the server's
+    writes wait, as they do on a stdio pipe or socket a client has stopped reading."""
+
+    def __init__(self) -> None:
+        self.reading = anyio.Event()
+        self.reading.set()
+        self._stack = AsyncExitStack()
+
+    def __call__(self, server: Any) -> GatedTransport:
+        self._inner = InMemoryTransport(server)
+        return self
+
+    async def __aenter__(self) -> Any:
+        read, write = await self._stack.enter_async_context(self._inner)
+        send, recv = anyio.create_memory_object_stream[Any](0)
+        tg = await self._stack.enter_async_context(anyio.create_task_group())
+        self._stack.callback(tg.cancel_scope.cancel)
+
+        async def pump() -> None:
+            async with send:
+                async for message in read:
+                    await self.reading.wait()
+                    await send.send(message)
+
+        tg.start_soon(pump)
+        return recv, write
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._stack.__aexit__(*exc)
+
 
 @asynccontextmanager
-async def quote_session(clock: ManualClock, home: Path, cfg: Config | None = None,
-                        mode: str = "legacy") -> AsyncIterator[tuple[Session, Notes]]:
+async def quote_session(clock: ManualClock, home: Path, cfg: Config | None = None, mode: str = "legacy",
+                        transport: Any = None) -> AsyncIterator[tuple[Session, Notes]]:
     notes = Notes()
     worker = make_worker(cfg or Config(), home, clock)
     try:
-        async with open_session(worker, clock, mode=mode, message_handler=notes.on_message) as s:
+        async with open_session(worker, clock, mode=mode, message_handler=notes.on_message,
+                                transport=transport) as s:
             with anyio.fail_after(5):
-                while not s.server.quotes.connected:   # the hub's stream to the worker is up
-                    await anyio.sleep(0.01)
+                await s.server.quotes.connected_now()   # the hub's stream to the worker is up
             yield s, notes
     finally:
         await worker.close()
@@ -131,3 +175,165 @@ async def test_a_subscriber_gets_each_new_quote_of_two_codes_in_order_and_none_a
         await subscribe(s, sentinel)
         await notes.wait_for(sentinel, 1)
         assert notes.got == [*got, (sentinel, 0)]   # nothing of the two codes since the unsubscribe
+
+
+async def test_get_quote_for_a_subscribed_code_answers_the_workers_quote_as_held_with_its_age(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    async with quote_session(clock, tmp_path / "h") as (s, _):
+        hub = s.server.quotes
+        t = [100.0]
+        hub.now = lambda: t[0]   # the server's clock for age_ms
+        await subscribe(s, QUOTE.format("600000.SH"))
+        await step(s, 2, "600000.SH")
+        t[0] += 1.5
+        quotes = (await s.ok("get_quote", codes=["600000.SH", "sh600000"]))["quotes"]
+        assert len(quotes) == 1 and quotes[0].pop("age_ms") == 1500
+        assert quotes[0] == await worker_quote(s, "600000.SH")
+        # Held, not read: time passes at the worker with no push yet, and the answer stays the held one.
+        clock.advance(3)
+        again = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        assert again["time"] == quotes[0]["time"] != (await worker_quote(s, "600000.SH"))["time"]
+        await s.worker.service.tick()
+        await hub.reached("600000.SH", 3)
+        now = (await s.ok("get_quote", codes=["600000.SH"]))["quotes"][0]
+        assert now.pop("age_ms") == 0 and now == await worker_quote(s, "600000.SH")
+        # A code nobody follows (alone or beside a held one) is read from the worker for the call.
+        mixed = (await s.ok("get_quote", codes=["600000.SH", "000001.SZ"]))["quotes"]
+        assert [q.pop("age_ms") for q in mixed] == [0, 0]
+        assert mixed == [await worker_quote(s, c) for c in ("600000.SH", "000001.SZ")]
+
+
+async def test_a_slow_legacy_subscriber_holds_one_notification_per_code_and_is_told_how_many_it_skipped(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    gated = GatedTransport()
+    async with quote_session(clock, tmp_path / "h", transport=gated) as (s, notes):
+        hub = s.server.quotes
+        uris = [QUOTE.format(c) for c in CODES]
+        await subscribe(s, *uris)
+        for uri in uris:
+            await notes.wait_for(uri, 1)
+        gated.reading = anyio.Event()   # the client stops reading
+        tracemalloc.start()
+        try:
+            sizes = []
+            for seq in range(2, 302):
+                await step(s, seq, *CODES)
+                assert hub.pending_notifications() <= len(uris)   # one per URI at most, whatever the pace
+                if seq in (52, 301):
+                    sizes.append(tracemalloc.get_traced_memory()[0])
+
+        finally:
+            tracemalloc.stop()
+        assert sizes[1] - sizes[0] < 100_000   # 250 more updates each: no queue grew (one would be ~1 KB each)
+        assert len(notes.got) <= 6   # what was on its way when it stopped
+        gated.reading.set()
+        for uri in uris:   # every update is either notified or counted in a notification's dropped
+            await notes.wait_accounted(uri, 301)
+            assert notes.accounted(uri) == 301 and notes.count(uri) < 10
+            assert (await read(s, uri))["seq"] == 301   # and a read is the latest
+
+
+async def test_a_slow_listen_stream_holds_one_update_per_code_and_is_told_how_many_it_skipped(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    async with quote_session(clock, tmp_path / "h", mode="2026-07-28") as (s, notes):
+        hub, handler = s.server.quotes, s.server.listen_handler
+        uris = [QUOTE.format(c) for c in CODES]
+        with anyio.fail_after(60):
+            async with s.client.listen(resource_subscriptions=uris):
+                await hub.synced()
+                for uri in uris:
+                    await notes.wait_for(uri, 1)
+                notes.gate = anyio.Event()
+                for seq in range(2, 202):
+                    await step(s, seq, *CODES)
+                    assert max(len(b) for b in handler.backlogs()) <= len(uris)
+                notes.gate.set()
+                for uri in uris:
+                    await notes.wait_accounted(uri, 201)
+                    assert notes.accounted(uri) == 201 and notes.count(uri) < 10
+            await hub.synced(lambda wanted: not wanted)
+        assert s.worker.service.quotes.codes() == frozenset()   # the stream's end stopped the reads
+
+
+async def test_listen_stream_gets_each_quote_in_order_and_none_after_it_ends(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    async with quote_session(clock, tmp_path / "h", mode="2026-07-28") as (s, notes):
+        hub = s.server.quotes
+        uris = [QUOTE.format(c) for c in CODES]
+        with anyio.fail_after(60):
+            async with s.client.listen(resource_subscriptions=uris):
+                await hub.synced()
+                for seq in range(2, 5):
+                    await step(s, seq, *CODES)
+                    for code, uri in zip(CODES, uris, strict=True):
+                        await notes.wait_for(uri, seq)
+                        assert (await read(s, uri))["quote"] == await worker_quote(s, code)
+            await hub.synced(lambda wanted: not wanted)
+            got = list(notes.got)
+            await s.advance(3)
+            sentinel = QUOTE.format("600519.SH")
+            async with s.client.listen(resource_subscriptions=[sentinel]):
+                await notes.wait_for(sentinel, 1)
+        assert [notes.count(u) for u in uris] == [4, 4]
+        assert notes.got == [*got, (sentinel, 0)]
+
+
+async def test_a_forming_bar_subscription_follows_the_bar_in_progress(clock: ManualClock, tmp_path: Path) -> None:
+    uri = "qmt://klines/600000.SH/1m"
+    async with quote_session(clock, tmp_path / "h") as (s, notes):
+        hub = s.server.quotes
+        await subscribe(s, uri)
+        await hub.reached("600000.SH", 1, "1m")
+        times = []
+        for seq in range(2, 26):   # 72 simulated seconds: the minute's bar forms, then the next one's
+            await s.advance(3)
+            with anyio.fail_after(10):
+                await hub.reached("600000.SH", seq, "1m")
+            body = await read(s, uri)
+            bars = (await s.ok("get_klines", code="600000.SH", period="1m", count=1))["bars"]
+            assert body["bar"] == bars[-1] and body["seq"] == seq
+            times.append(body["bar"]["time"])
+        assert 2 <= len(set(times)) <= 3 and times == sorted(times)
+        await notes.wait_for(uri, 25)
+        await unsubscribe(s, uri)
+        assert s.worker.service.quotes.klines() == frozenset()
+
+
+async def test_on_xtquant_quotes_ride_subscribe_quote_and_the_stale_detector_marks_a_wedged_code(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    async with quote_session(clock, tmp_path / "h", BACKENDS["xtquant"]) as (s, notes):
+        hub = s.server.quotes
+        xtdata = s.worker.broker.data.xtdata   # the stand-in beneath xtquant's own layer
+        uris = [QUOTE.format(c) for c in MOVERS]
+        await subscribe(s, *uris)
+        assert xtdata.subscriptions() == sorted(MOVERS)
+        for seq in range(2, 4):
+            await step(s, seq, *MOVERS)
+        for code in MOVERS:
+            q = (await s.ok("get_quote", codes=[code]))["quotes"][0]
+            assert q.pop("age_ms") >= 0 and q == await worker_quote(s, code) and q["stale"] is False
+        xtdata.freeze("600519.SH")   # its timetag stops while the price moves: a wedged quote cache
+        frozen_at = hub.held[("600519.SH", "")].frame["quote"]
+        seq = 4
+        while hub.held[("600519.SH", "")].frame["quote"]["last"] == frozen_at["last"]:
+            await step(s, seq, "600519.SH")   # bounded: the price moves within a few quotes
+            seq += 1
+            assert seq < 40
+        held = (await s.ok("get_quote", codes=["600519.SH"]))["quotes"][0]
+        assert held["stale"] is True and held["time"] == frozen_at["time"]
+        assert "600519.SH" in (await s.ok("health"))["data"]["stale_codes"]
+        xtdata.silent.add("000001.SZ")   # its pushes stop altogether
+        seq = int(hub.held[("000001.SZ", "")].frame["seq"])
+        clock.advance(61)
+        await s.worker.service.tick()
+        with anyio.fail_after(10):
+            await hub.reached("000001.SZ", seq + 1)
+        assert (await s.ok("get_quote", codes=["000001.SZ"]))["quotes"][0]["stale"] is True
+        await unsubscribe(s, *uris)
+        assert xtdata.subscriptions() == []   # the last unsubscribe ends xtdata's subscriptions
+        assert notes.count(uris[0]) >= 3

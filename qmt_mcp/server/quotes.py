@@ -131,6 +131,7 @@ class QuoteHub:
         self._arrived = anyio.Event()
         self._outboxes: dict[Notifiable, _Outbox] = {}
         self._tg: TaskGroup | None = None
+        self._up = anyio.Event()
         legacy.on_change = self.demand_changed
 
     # ----- who follows what
@@ -228,6 +229,8 @@ class QuoteHub:
         self.connected = False
         self._acked = None
         self.held.clear()
+        if self._up.is_set():
+            self._up = anyio.Event()
 
     async def _follow(self) -> None:
         http = None if self.client is None else self.client.http
@@ -248,6 +251,7 @@ class QuoteHub:
                 elif line == "" and kind:
                     if kind == "hello":
                         self.connected = True
+                        self._up.set()
                         tg.start_soon(self._sync)
                     elif kind in ("quote", "kline"):
                         await self._frame(kind, json.loads(data))
@@ -309,9 +313,14 @@ class QuoteHub:
             arrived = self._arrived
             await arrived.wait()
 
-    async def synced(self) -> None:
-        """Return once the worker follows what this server's subscribers follow now."""
-        while self._acked != self._wanted:
+    async def connected_now(self) -> None:
+        """Return once the stream to the worker is up."""
+        await self._up.wait()
+
+    async def synced(self, settled: Callable[[frozenset[Key]], bool] = lambda wanted: True) -> None:
+        """Return once the worker follows what this server's subscribers follow now, and that is
+        `settled` (say, empty after a stream's end, which the server learns a moment later)."""
+        while self._acked != self._wanted or not settled(self._wanted):
             arrived = self._arrived
             with anyio.move_on_after(0.01):
                 await arrived.wait()
