@@ -36,6 +36,7 @@ class Notes:
 
     def __init__(self) -> None:
         self.got: list[tuple[str, int]] = []
+        self.seqs: dict[str, list[int]] = {}   # uri -> the worker seq each notification said it stands for
         self._arrived = anyio.Event()
         self.gate: anyio.Event | None = None   # while set to an unset event, the client stops reading
 
@@ -43,6 +44,7 @@ class Notes:
         if isinstance(message, ResourceUpdatedNotification) and str(message.params.uri).startswith("qmt://"):
             meta = message.params.meta or {}
             self.got.append((str(message.params.uri), int(meta.get(DROPPED_META, 0))))
+            self.seqs.setdefault(str(message.params.uri), []).append(int(meta.get("qmt/seq", 0)))
             self._arrived.set()
             self._arrived = anyio.Event()
             if self.gate is not None:
@@ -164,7 +166,7 @@ async def test_a_subscriber_gets_each_new_quote_of_two_codes_in_order_and_none_a
                 body = await read(s, uri)
                 assert body["seq"] == seq and body["held"] is True
                 assert {k: v for k, v in body["quote"].items()} == await worker_quote(s, code)
-        assert [notes.count(u) for u in uris] == [6, 6]   # one per update of each code (seq read in order above)
+        assert [notes.seqs[u] for u in uris] == [list(range(1, 7))] * 2   # one per update of each code, in order
         assert all(d == 0 for _, d in notes.got)       # a reader that keeps up skips nothing
         await unsubscribe(s, *uris)
         assert s.worker.service.quotes.codes() == frozenset()   # the last unsubscribe stops the reads

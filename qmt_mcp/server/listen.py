@@ -5,7 +5,8 @@ right for order events (each is news), wrong for quotes, where a reader that fal
 the newest. This handler serves the same protocol (acknowledge first, every frame stamped with the
 subscription id, only what was asked for) with one difference: an update of a URI that `folds(uri)`
 (qmt://quotes/..., qmt://klines/...) replaces one of the same URI still waiting to be written, and the
-notification that goes out says how many it replaced in `_meta["qmt/dropped"]`. Other events keep
+notification that goes out says how many it replaced in `_meta["qmt/dropped"]` (and, from
+`describe`, which update it stands for). Other events keep
 their order and the SDK's bound. It also tells `demand` which URIs each open stream follows, so the
 server knows what to ask the worker for (server/quotes.py).
 """
@@ -40,6 +41,7 @@ from mcp.types import (
 log = logging.getLogger("qmt_mcp.server")
 DROPPED_META = "qmt/dropped"   # updates of this URI the subscriber did not get a notification for
 Demand = Callable[[object, frozenset[str] | None], None]   # (stream, its URIs or None once it ended)
+Describe = Callable[[str], dict[str, Any]]   # more _meta for a folded URI's notification (its seq, worker_at)
 
 
 class Backlog:
@@ -85,9 +87,11 @@ class Backlog:
 
 
 class FoldingListenHandler(ListenHandler):
-    def __init__(self, bus: SubscriptionBus, folds: Callable[[str], bool], demand: Demand, *,
+    def __init__(self, bus: SubscriptionBus, folds: Callable[[str], bool], demand: Demand,
+                 describe: Describe = lambda uri: {}, *,
                  max_subscriptions: int = 1024, max_buffered_events: int = 1024) -> None:
         super().__init__(bus, max_subscriptions=max_subscriptions, max_buffered_events=max_buffered_events)
+        self._describe = describe
         self._folds = folds
         self._demand = demand
         self._cap = max_buffered_events
@@ -136,8 +140,8 @@ class FoldingListenHandler(ListenHandler):
             with scope:
                 while True:
                     event, dropped = await backlog.get()
-                    frame_meta = {**meta, DROPPED_META: dropped} if isinstance(event, ResourceUpdated) \
-                        and self._folds(event.uri) else meta
+                    frame_meta = {**meta, **self._describe(event.uri), DROPPED_META: dropped} \
+                        if isinstance(event, ResourceUpdated) and self._folds(event.uri) else meta
                     await ctx.session.send_notification(event_to_notification(event, frame_meta),
                                                         related_request_id=subscription_id)
         finally:

@@ -12,8 +12,9 @@ trip. Nothing is held while the stream is down: answers then come from the worke
 
 Backpressure: each update is a `notifications/resources/updated` per subscribed URI. A subscriber
 that reads slowly has at most one notification per URI waiting for it (later updates fold into it)
-and the one it gets says in `_meta["qmt/dropped"]` how many updates it stands for beyond itself; a
-read of the resource is always the latest. The worker's stream folds the same way toward the server.
+and the one it gets says in `_meta["qmt/dropped"]` how many updates it stands for beyond itself
+(`qmt/seq` and `qmt/worker_at`: which update, and when the worker had it); a read of the resource
+is always the latest. The worker's stream folds the same way toward the server.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("qmt_mcp.server")
 QUOTES, KLINES = "qmt://quotes/", "qmt://klines/"
 MIME = "application/json"
+SEQ_META, WORKER_AT_META = "qmt/seq", "qmt/worker_at"   # on each quote notification, with qmt/dropped
 Key = tuple[str, str]   # (code, "") for a quote, (code, period) for a forming bar
 
 
@@ -95,7 +97,7 @@ class _Outbox:
             self.pending[uri] = 0
         self.wake.set()
 
-    async def run(self, client: Notifiable) -> None:
+    async def run(self, client: Notifiable, describe: Callable[[str], dict[str, Any]]) -> None:
         with self.scope:
             while True:
                 while not self.pending:
@@ -104,7 +106,7 @@ class _Outbox:
                 uri = next(iter(self.pending))
                 dropped = self.pending.pop(uri)
                 try:
-                    await client.send_resource_updated(uri, meta={DROPPED_META: dropped})
+                    await client.send_resource_updated(uri, meta={**describe(uri), DROPPED_META: dropped})
                 except Exception:  # a closed stream is dropped by the SDK; anything else: say so, go on
                     log.warning("could not notify a quote subscriber of %s", uri, exc_info=True)
 
@@ -196,6 +198,14 @@ class QuoteHub:
         data = {"ok": True, "quotes": quotes}
         text = f"{DATA_NOTICE}\n{json.dumps(data, ensure_ascii=False)}"
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data, is_error=False)
+
+    def describe(self, uri: str) -> dict[str, Any]:
+        """What a notification of `uri` stands for: the update held now (seq, and when the worker had it)."""
+        key = key_of(uri)
+        held = None if key is None else self.held.get(key)
+        if held is None:
+            return {}
+        return {SEQ_META: held.frame["seq"], WORKER_AT_META: held.frame["worker_at"]}
 
     def content(self, key: Key) -> dict[str, Any] | None:
         held = self.held.get(key)
@@ -302,7 +312,7 @@ class QuoteHub:
         if box is None:
             box = self._outboxes[client] = _Outbox()
             if self._tg is not None:
-                self._tg.start_soon(box.run, client)
+                self._tg.start_soon(box.run, client, self.describe)
         return box
 
     # ----- for tests and health
@@ -387,5 +397,5 @@ def register_quotes(srv: QmtServer, bus: InMemorySubscriptionBus, legacy: Legacy
         return json.dumps(body, ensure_ascii=False)
 
     # Replaces the SDK's own listen handler (the same protocol; quote updates fold, see listen.py).
-    srv.listen_handler = handler = FoldingListenHandler(bus, folds, hub.listen_demand)
+    srv.listen_handler = handler = FoldingListenHandler(bus, folds, hub.listen_demand, hub.describe)
     srv._lowlevel_server.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, handler)
