@@ -207,8 +207,9 @@ class QuoteWatch:
                     if scope.cancelled_caught:
                         yield sse("heartbeat", {})
                         continue
-                for (_, period), frame, dropped in box.take():
-                    yield sse("quote" if period == "" else "kline", {**frame, "dropped": dropped})
+                # One write for everything waiting: a burst of codes is one chunk, not one per code.
+                yield b"".join(sse("quote" if period == "" else "kline", {**frame, "dropped": dropped})
+                               for (_, period), frame, dropped in box.take())
         finally:
             if self._streams.get(watcher) is box:
                 del self._streams[watcher]
