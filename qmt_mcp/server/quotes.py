@@ -125,6 +125,7 @@ class QuoteHub:
         self.held: dict[Key, Held] = {}
         self.connected = False
         self.frames = 0
+        self.bad_frames = 0
         self._listen: dict[object, frozenset[str]] = {}
         self._uris: dict[Key, list[str]] = {}          # held key -> the URIs subscribed that name it
         self._wanted: frozenset[Key] = frozenset()
@@ -159,9 +160,16 @@ class QuoteHub:
         self._uris = by_key
         for key in [k for k in self.held if k not in by_key]:
             del self.held[key]
-        following = {c for u in uris for c in self.legacy.subscribers(u)}
-        for client in [c for c in self._outboxes if c not in following]:
-            self._outboxes.pop(client).scope.cancel()
+        following: dict[Any, set[str]] = {}   # legacy client (a Connection) -> its quote URIs
+        for uri in uris:
+            for client in self.legacy.subscribers(uri):
+                following.setdefault(client, set()).add(uri)
+        for client, box in list(self._outboxes.items()):
+            if client not in following:
+                self._outboxes.pop(client).scope.cancel()
+                continue
+            for uri in [u for u in box.pending if u not in following[client]]:
+                del box.pending[uri]   # unsubscribed: what was waiting for it is not sent
         wanted = frozenset(by_key)
         if wanted != self._wanted:
             self._wanted = wanted
@@ -219,20 +227,28 @@ class QuoteHub:
     # ----- following the worker
     async def run(self) -> None:
         """Follow the worker's quote stream for ever, reconnecting after every drop."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            delay = 0.05
-            while True:
-                try:
-                    await self._follow()
-                    delay = 0.05
-                except (httpx.HTTPError, OSError, _Refused) as exc:
-                    log.debug("quote stream dropped: %r", exc)
-                except Exception:
-                    log.exception("quote stream frame could not be handled; reconnecting")
-                self._lost()
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        self._outboxes.clear()   # senders of an earlier run ended with it
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                await self._follow_for_ever()
+        finally:
+            self._tg = None
+            self._lost()
+
+    async def _follow_for_ever(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._follow()
+                delay = 0.05
+            except (httpx.HTTPError, OSError, _Refused) as exc:
+                log.debug("quote stream dropped: %r", exc)
+            except Exception:
+                log.exception("quote stream frame could not be handled; reconnecting")
+            self._lost()
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _lost(self) -> None:
         # Nothing held is known to be current once the stream is gone: answer from the worker.
@@ -264,7 +280,11 @@ class QuoteHub:
                         self._up.set()
                         tg.start_soon(self._sync)
                     elif kind in ("quote", "kline"):
-                        await self._frame(kind, json.loads(data))
+                        try:
+                            await self._frame(kind, json.loads(data))
+                        except (ValueError, KeyError, TypeError) as exc:   # skipped, never fatal
+                            self.bad_frames += 1
+                            log.warning("skipped a quote frame the server cannot read: %r", exc)
                     kind, data = "", ""
             tg.cancel_scope.cancel()
 

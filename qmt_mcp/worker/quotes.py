@@ -81,10 +81,14 @@ class QuoteWatch:
         self._seq: dict[Key, int] = {}
         self._dirty: set[str] = set()   # codes with a new quote whose forming bars are to be read again
         self._fed: frozenset[str] = frozenset()
+        self._fed_codes: frozenset[str] = frozenset()   # what codes() answers: kept, as every quote asks
 
     # ----- what is followed
     def codes(self) -> frozenset[str]:
         """Every code an open stream follows, by its quote or by a forming bar."""
+        return self._fed_codes
+
+    def _followed(self) -> frozenset[str]:
         out: set[str] = set()
         for box in self._streams.values():
             out |= box.codes
@@ -131,8 +135,9 @@ class QuoteWatch:
                 "unknown": sorted(unknown)}
 
     def _refeed(self) -> None:
-        """Tell a pushing broker (xtquant's subscribe_quote) the codes followed now."""
-        codes = self.codes()
+        """After any change of what is followed: keep codes() and tell a pushing broker (xtquant's
+        subscribe_quote) the codes followed now."""
+        codes = self._fed_codes = self._followed()
         if self.feed is not None and codes != self._fed:
             self._fed = codes
             self.feed.watch_quotes(codes, self.on_quote)
