@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import BACKENDS, Session, make_worker, open_session
+from conftest import BACKENDS, Session, make_worker, open_session, serve_worker
 from mcp import MCPDeprecationWarning
 from mcp.client._memory import InMemoryTransport  # the SDK's own in-process transport, wrapped below
 from mcp.types import ResourceUpdatedNotification
@@ -339,3 +339,57 @@ async def test_on_xtquant_quotes_ride_subscribe_quote_and_the_stale_detector_mar
         await unsubscribe(s, *uris)
         assert xtdata.subscriptions() == []   # the last unsubscribe ends xtdata's subscriptions
         assert notes.count(uris[0]) >= 3
+
+
+async def test_a_server_that_reads_the_workers_quote_stream_slowly_gets_the_latest_and_the_count_it_skipped(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    worker = make_worker(Config(), tmp_path / "h", clock)
+    watch = worker.service.quotes
+    sock = tmp_path / "w.sock"
+    try:
+        async with serve_worker(worker, sock) as wc:
+            assert wc.http is not None
+            async with wc.http.stream("GET", "/v1/quotes", params={"watcher": "slow"}, headers=wc.headers) as resp:
+                frames = _frames(resp)
+                assert (await anext(frames))[0] == "hello"
+                await wc.call("watch_quotes", {"watcher": "slow", "codes": list(CODES)})
+                for _ in range(400):   # nobody reads: the socket fills, then the stream folds
+                    clock.advance(3)
+                    await worker.service.tick()
+                    assert watch.held_frames() <= len(CODES)
+                seen: dict[str, list[dict[str, Any]]] = {c: [] for c in CODES}
+                with anyio.fail_after(30):
+                    while any(not f or f[-1]["seq"] < 401 for f in seen.values()):
+                        kind, data = await anext(frames)
+                        if kind == "quote":
+                            seen[data["code"]].append(data)
+                for code, got in seen.items():
+                    assert [f["seq"] for f in got] == sorted({f["seq"] for f in got})   # in order
+                    assert sum(1 + f["dropped"] for f in got) == 401   # every update sent or counted
+                    assert got[-1]["quote"] == await worker_quote_of(worker, code)
+                    assert any(f["dropped"] for f in got)   # it did fall behind
+        assert watch.open_streams() == 0 and watch.codes() == frozenset()   # the stream's end stopped the reads
+    finally:
+        await worker.close()
+
+
+async def worker_quote_of(worker: Any, code: str) -> dict[str, Any]:
+    return dict((await worker.broker.quotes([code]))[0].to_wire())
+
+
+async def _frames(resp: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    kind, data = "", ""
+    buffer = b""
+    async for chunk in resp.aiter_bytes():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            line = raw.decode()
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif line == "" and kind:
+                yield kind, json.loads(data)
+                kind, data = "", ""
