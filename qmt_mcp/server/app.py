@@ -31,7 +31,8 @@ from . import schemas as S
 from .events import EventFeed, LegacySubscriptions
 from .human import ConfirmHuman, WorkerCall
 from .listen import FoldingListenHandler
-from .quotes import QuoteHub, register_quotes
+from .quote_resources import register_quotes
+from .quotes import QuoteHub
 from .resources import register_legacy_subscriptions, register_prompts, register_resources
 from .results import error_result, result
 from .schema_shape import simplify
