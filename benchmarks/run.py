@@ -11,7 +11,8 @@ One table:
 - 20 concurrent streamable-HTTP clients, each running quotes, previews, and place+cancel pairs:
   throughput, p99, errors;
 - the resident memory of the server and its worker after all of it;
-- the simulator's matcher throughput with a busy book (benchmarks/matcher.py).
+- the simulator's matcher throughput with a busy book (benchmarks/matcher.py);
+- quotes to subscribers (benchmarks/quotes.py, with its own targets).
 
 Targets (exit status 1 when one is missed): get_quote p50 within 2x the floor over stdio;
 place-to-fill-event p99 under 20 ms; no errors under concurrency; server + worker under 150 MB RSS.
@@ -48,6 +49,7 @@ from mcp.client.streamable_http import streamable_http_client
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import matcher  # noqa: E402  (a sibling script)
+import quotes  # noqa: E402  (quotes to subscribers: benchmarks/quotes.py)
 import statement  # noqa: E402  (a sibling script)
 
 CONFIG = """\
@@ -364,6 +366,8 @@ async def main(quick: bool, json_path: str | None) -> int:
     st = await statement.benchmark(days=20 if quick else 250, calls=10 if quick else 30)
     rows.append(Row(f"get_statement, {st['days']} days x 20 trades", "stdio", 10 if quick else 30, st["p50_ms"],
                     st["max_ms"], extra={"journal_bytes": st["journal_bytes"]}))
+    rows += [Row(**r) for r in await quotes.rows(quick)]
+    quiet_gc()
 
     print("matcher ...", file=sys.stderr)
     cold, warm = matcher.quote_costs()

@@ -74,6 +74,7 @@ class Worker:
             "place_conditional_order": s.conditions.place_conditional_order,
             "list_conditional_orders": s.conditions.list_conditional_orders,
             "cancel_conditional_order": s.conditions.cancel_conditional_order,
+            "watch_quotes": s.quotes.watch_quotes,
         }
 
     def app(self, token: str, background: bool = True) -> Starlette:
@@ -108,13 +109,17 @@ class Worker:
         def stream(after: int) -> AsyncIterator[bytes]:
             return event_frames(self.journal, after, self.service.next_change, cfg.worker.heartbeat_s)
 
+        def quote_stream(watcher: str) -> AsyncIterator[bytes]:
+            return self.service.quotes.frames(watcher, cfg.worker.heartbeat_s)
+
         key = self.operator_key
         if not background:
-            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream, operator_key=key)
+            return build_app(self.handlers(), token, startup=connect, audit=audit, stream=stream, operator_key=key,
+                             quote_stream=quote_stream)
         periodic = [(tick, cfg.sim.poll_interval_s), (on_timer, cfg.worker.reconcile_interval_s),
                     (self.leases.check, CHECK_S), (expire_approvals, APPROVAL_CHECK_S)]
         return build_app(self.handlers(), token, startup=at_start, periodic=periodic, audit=audit, stream=stream,
-                         operator_key=key)
+                         operator_key=key, quote_stream=quote_stream)
 
     async def close(self) -> None:
         self.readers.lane.close()

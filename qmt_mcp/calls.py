@@ -293,6 +293,17 @@ class ListConditionsArgs(Args):
 class CancelConditionArgs(Args):
     account: Account
     condition_id: ConditionId
+class KlineKey(Args):
+    code: Code
+    period: Period
+
+
+class WatchQuotesArgs(Args):
+    """What one server's quote stream follows (worker/quotes.py): the whole set, each time."""
+
+    watcher: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    codes: Annotated[list[Code], Field(max_length=2000)] = []
+    klines: Annotated[list[KlineKey], Field(max_length=2000)] = []
 
 
 Kind = Literal["read", "order", "cancel"]   # the tool's annotations: read-only, destructive, destructive+idempotent
@@ -466,6 +477,7 @@ CATALOGUE: dict[str, Call] = {c.name: c for c in (
     Call("check_order", WorkerPlaceArgs),
     Call("check_reset", WorkerResetArgs),
     Call("lease", None),
+    Call("watch_quotes", WatchQuotesArgs),   # the quote stream's codes (worker/quotes.py)
     Call("release", None),
     # A person's controls (`qmt-mcp kill-switch`, `risk reset`, `block`): the operator key only.
     Call("set_kill_switch", KillSwitchArgs, changes_state=True, operator=True),

@@ -178,8 +178,10 @@ async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient
 
 @asynccontextmanager
 async def open_session(
-    worker: Worker, clock: ManualClock, confirm_human: Any = "off", **client_kw: Any,
+    worker: Worker, clock: ManualClock, confirm_human: Any = "off", transport: Callable[[Any], Any] | None = None,
+    **client_kw: Any,
 ) -> AsyncIterator[Session]:
+    """`transport(server)`, when given, is what the client connects through instead of the server itself."""
     sock = socket_path(Path(tempfile.mkdtemp(prefix="qmt-test-")))
     async with serve_worker(worker, sock) as wc:
 
@@ -189,7 +191,7 @@ async def open_session(
 
         # Server and worker read one config, as `qmt-mcp serve` and its spawned worker do.
         server = build_server(deps, confirm_human, worker.service.cfg.approval)
-        async with Client(server, **client_kw) as client:
+        async with Client(server if transport is None else transport(server), **client_kw) as client:
             s = Session(client, worker, clock)
             s.server = server
             s.worker_sock = sock

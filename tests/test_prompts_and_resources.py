@@ -101,6 +101,6 @@ async def test_resource_list_names_each_configured_accounts_events_positions_and
     templates = {t.uri_template for t in (await s.client.list_resource_templates()).resource_templates}
     assert templates == {f"qmt://accounts/{{account}}/{part}"
                          for part in ("events", "orders/{order_id}", "positions", "asset", "statement/{date}",
-                                      "conditions")}
+                                      "conditions")} | {"qmt://quotes/{code}", "qmt://klines/{code}/{period}"}
     for uri in listed:  # every listed resource reads
         assert (await s.client.read_resource(uri)).contents

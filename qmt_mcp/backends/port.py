@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..domain.events import AccountStatus
 from ..domain.events import FeeDetail as FeeDetail  # re-exported: the simulator and adapters name it here
@@ -264,4 +264,19 @@ class BrokerPort(Protocol):
     def fees(self) -> FeeSchedule:
         """The commission schedule this broker charges, which previews cost orders with: the
         simulator's own; for xtquant the configured one, since miniQMT reports no schedule."""
+        ...
+
+
+@runtime_checkable
+class QuoteFeed(Protocol):
+    """A broker that pushes quotes itself (xtquant's subscribe_quote) rather than being read at each
+    tick; the worker's quote streams (worker/quotes.py) use it when the broker has it."""
+
+    def watch_quotes(self, codes: frozenset[str], sink: Callable[[Quote], None]) -> None:
+        """Push every new quote of `codes` (the whole set followed now; an empty set stops every push)
+        to `sink`, on the worker's event loop."""
+        ...
+
+    def check_quotes(self) -> None:
+        """At each tick: push again, marked stale, a followed code that has gone silent."""
         ...

@@ -31,6 +31,9 @@ from . import schemas as S
 from .apps import VIEWS, build_apps
 from .events import EventFeed, LegacySubscriptions
 from .human import ConfirmHuman, WorkerCall
+from .listen import FoldingListenHandler
+from .quote_resources import register_quotes
+from .quotes import QuoteHub
 from .resources import register_legacy_subscriptions, register_prompts, register_resources
 from .results import error_result, result
 from .schema_shape import simplify
@@ -69,6 +72,8 @@ class QmtServer(MCPServer[Any]):
 
     deps: ServerDeps | None = None
     feed: EventFeed | None = None
+    quotes: QuoteHub | None = None   # quotes to subscribers (server/quotes.py)
+    listen_handler: FoldingListenHandler | None = None
     confirm_human: ConfirmHuman = "off"
     # Whether an order may wait for a person who can decide in the chat ([approval] with the
     # elicitation channel): only then does place_order look before it sends (an extra worker call).
@@ -214,6 +219,9 @@ def build_server(
             srv.deps = deps
             srv.feed = EventFeed(deps.client, bus, legacy)
             tg.start_soon(srv.feed.run)
+            if srv.quotes is not None:
+                srv.quotes.client = deps.client
+                tg.start_soon(srv.quotes.run)
             # The feed starts at the journal's end: let it attach before the first call, so an order
             # placed at once still has its events followed (bounded: a worker that is down must not
             # hold up the start).
@@ -251,6 +259,7 @@ def build_server(
         if call.tool is not None and call.name not in VIEWS:
             srv.tool(**registration(call.name))(TOOL_FUNCTIONS[call.name])
     register_resources(srv)
+    register_quotes(srv, bus, legacy)
     register_legacy_subscriptions(srv, legacy)
     register_prompts(srv)
     return srv

@@ -67,20 +67,28 @@ class LegacySubscriptions:
 
     def __init__(self) -> None:
         self._by_client: dict[Subscriber, set[str]] = {}
+        self.on_change: Callable[[], None] | None = None   # told after every change (server/quotes.py)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def add(self, uri: str, client: Subscriber) -> bool:
         """Subscribe `client` to `uri`; True when the client is new here (so the caller can arrange
         for `forget` when it closes)."""
         new = client not in self._by_client
         self._by_client.setdefault(client, set()).add(uri)
+        self._changed()
         return new
 
     def remove(self, uri: str, client: Subscriber) -> None:
         # The client stays known (with no URIs) until `forget`, so its close is hooked only once.
         self._by_client.get(client, set()).discard(uri)
+        self._changed()
 
     def forget(self, client: Subscriber) -> None:
         self._by_client.pop(client, None)
+        self._changed()
 
     def uris(self) -> list[str]:
         return sorted({uri for uris in self._by_client.values() for uri in uris})

@@ -129,6 +129,8 @@ class QuoteOut(_Out):
     status: str = Field(description="trading, suspended, or the session phase: pre_open, opening_auction, "
                         "lunch_break, closing_auction, closed")
     stale: bool
+    age_ms: int | None = Field(None, description="ms since the server got this quote: 0 when read from the worker "
+                               "for this call; more when held for a subscription to qmt://quotes/{code}")
 
 
 class GetQuoteResult(Envelope):

@@ -60,6 +60,7 @@ def build_app(
     handlers: dict[str, Handler], token: str, *, startup: Job | None = None,
     periodic: Sequence[tuple[Job, float]] = (), audit: Callable[[dict[str, Any]], None] | None = None,
     stream: Callable[[int], AsyncIterator[bytes]] | None = None, operator_key: str = "",
+    quote_stream: Callable[[str], AsyncIterator[bytes]] | None = None,
 ) -> Starlette:
     """`startup` runs before the first request is served; each periodic job runs every so many seconds;
     `stream(after_seq)` serves GET /v1/events. Operator calls need `operator_key` (empty: refused)."""
@@ -87,6 +88,18 @@ def build_app(
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         after = -1 if raw == "latest" else int(raw)
         return StreamingResponse(stream(after), media_type="text/event-stream", headers=headers)
+
+    async def quotes(request: Request) -> Response:
+        # The quotes a server follows (worker/quotes.py); `watcher` names its stream in watch_quotes.
+        if (denied := refused(request)) is not None:
+            return denied
+        watcher = request.query_params.get("watcher", "")
+        if quote_stream is None or not (0 < len(watcher) <= 40 and watcher.isascii()
+                                        and watcher.replace("-", "").replace("_", "").isalnum()):
+            exc = QmtError("GET /v1/quotes?watcher=<1-40 letters, digits, - _>", code=ErrorCode.INVALID_ARGUMENT)
+            return JSONResponse(error_body(exc), status_code=400 if quote_stream is not None else 404)
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(quote_stream(watcher), media_type="text/event-stream", headers=headers)
 
     async def call(request: Request) -> Response:
         name = request.path_params["name"]
@@ -170,7 +183,8 @@ def build_app(
                        hint="POST /v1/<call> with a JSON object, or GET /v1/events")
         return _Json(error_body(err), status_code=status)
 
-    routes = [Route("/v1/events", events, methods=["GET"]), Route("/v1/{name}", call, methods=["POST"])]
+    routes = [Route("/v1/events", events, methods=["GET"]), Route("/v1/quotes", quotes, methods=["GET"]),
+              Route("/v1/{name}", call, methods=["POST"])]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_here, 405: not_here})
     app.router.redirect_slashes = False  # a redirect is not an answer a client of this API can use
     return app

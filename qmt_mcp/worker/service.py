@@ -58,6 +58,7 @@ from .history import day_start as start_of
 from .journal import Journal
 from .person import PersonProofs, person_needed
 from .pushes import PushRecorder
+from .quotes import QuoteWatch
 from .riskbook import RiskBook, account_view, day_start
 
 log = logging.getLogger("qmt_mcp.worker")
@@ -87,6 +88,7 @@ class WorkerService:
         self.approvals = Approvals(self)
         self.history = History(cfg, broker, journal, clock)
         self.conditions = Conditions(self)
+        self.quotes = QuoteWatch(broker, clock)   # quotes pushed to the servers that follow them
 
     # ----- accounts
     def account(self, given: object) -> tuple[str, AccountConfig]:
@@ -440,6 +442,7 @@ class WorkerService:
         await self.broker.poll()
         await self.history.observe()   # the day roll: yesterday closed, today opened (history.py)
         await self.conditions.watch()   # each new quote against the armed conditions (conditions.py)
+        await self.quotes.poll()        # the quotes of the codes servers follow (quotes.py)
 
     def next_change(self) -> anyio.Event:
         return self._changed

@@ -140,11 +140,19 @@ class XtQuantBroker:
     async def poll(self) -> None:
         if self.native is not None:
             self.native.poll()
+        self.data.pump()
         if self.state.state != "alive" and self._retry_at is not None and self.clock.now() >= self._retry_at:
             await self._connect()
 
     def phase(self) -> Phase:
         return self._phase()
+
+    # ----- pushed quotes (port.QuoteFeed): xtdata's subscribe_quote
+    def watch_quotes(self, codes: frozenset[str], sink: Callable[[Quote], None]) -> None:
+        self.data.watch(codes, sink)
+
+    def check_quotes(self) -> None:
+        self.data.check_silent()
 
     def health(self) -> dict[str, Any]:
         now = self.clock.now()

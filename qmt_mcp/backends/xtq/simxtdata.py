@@ -5,6 +5,7 @@ keeps moving (a wedged quote cache) for the stale-quote detector."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,10 @@ class SimXtData:
     def __init__(self, broker: SimBroker) -> None:
         self.broker = broker
         self.frozen: dict[str, int] = {}   # code -> the timetag it is stuck at
+        self._subs: dict[int, tuple[str, Callable[[dict[str, Any]], None]]] = {}
+        self._sent: dict[int, dict[str, Any]] = {}
+        self._next_seq = 0
+        self.silent: set[str] = set()   # codes whose pushes stop (a wedged feed), for the detector
 
     def freeze(self, code: str) -> None:
         self.frozen[code] = _ms(self.broker.market.quote(code, self.broker.clock.now()).time)
@@ -59,6 +64,35 @@ class SimXtData:
             except QmtError:
                 continue   # xtdata leaves unknown codes out
         return out
+
+    def subscribe_quote(self, stock_code: str, period: str = "1d", start_time: str = "", end_time: str = "",
+                        count: int = 0, callback: Callable[[dict[str, Any]], None] | None = None) -> int:
+        """xtdata's subscribe_quote for period 'tick': `callback({code: [tick]})` at each new tick,
+        pushed by `pump` (the real xtdata pushes from its own thread)."""
+        self._next_seq += 1
+        if callback is not None:
+            self._subs[self._next_seq] = (stock_code, callback)
+        return self._next_seq
+
+    def unsubscribe_quote(self, seq: int) -> None:
+        self._subs.pop(seq, None)
+        self._sent.pop(seq, None)
+
+    def subscriptions(self) -> list[str]:
+        return sorted(code for code, _ in self._subs.values())
+
+    def pump(self) -> None:
+        now = self.broker.clock.now()
+        for seq, (code, callback) in list(self._subs.items()):
+            if code in self.silent:
+                continue
+            try:
+                tick = self._tick(self.broker.market.quote(code, now))
+            except QmtError:
+                continue
+            if self._sent.get(seq) != tick:
+                self._sent[seq] = tick
+                callback({code: [tick]})
 
     def get_instrument_detail(self, stock_code: str, iscomplete: bool = False) -> dict[str, Any] | None:
         try:

@@ -9,6 +9,9 @@ library, so the stand-in sits at xtdata's function boundary rather than beneath 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +26,7 @@ from ...domain.timeutil import CN_TZ
 from ..port import Listed
 from .constants import LOT, STOCK_STATUS, STOCK_TRADING
 
+log = logging.getLogger("qmt_mcp.xtquant")
 STALE_AFTER = timedelta(seconds=60)   # no new quote for this long in the continuous auction: stale
 
 
@@ -47,6 +51,10 @@ class XtDataSource:
         self._last: dict[str, tuple[int, Decimal]] = {}   # code -> (timetag, last price) seen last
         self.stale: set[str] = set()
         self._instruments: dict[tuple[str, date], Instrument] = {}
+        self._subs: dict[str, int] = {}              # code -> subscribe_quote's seq
+        self._ticks: dict[str, dict[str, Any]] = {}  # code -> the last tick it pushed
+        self._sink: Callable[[Quote], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ----- quotes
     def quotes(self, codes: list[str]) -> list[Quote]:
@@ -89,6 +97,61 @@ class XtDataSource:
         else:
             self.stale.discard(code)
         return frozen or silent
+
+    # ----- pushed quotes (subscribe_quote), for the worker's quote streams
+    def watch(self, codes: frozenset[str], sink: Callable[[Quote], None]) -> None:
+        """Subscribe the codes not yet subscribed and unsubscribe the others; each new tick becomes a
+        Quote handed to `sink` on this (the calling) event loop. Called on the event loop: xtdata's
+        subscribe is a quick call to the local client, not a wait for the market."""
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        for code in sorted(set(self._subs) - codes):
+            seq = self._subs.pop(code)
+            self._ticks.pop(code, None)
+            try:
+                self.xtdata.unsubscribe_quote(seq)
+            except Exception as exc:   # xtdata raises plain exceptions; nothing to undo here
+                log.warning("unsubscribe_quote(%s) failed: %r", code, exc)
+        for code in sorted(codes - set(self._subs)):
+            try:
+                self._subs[code] = int(self.xtdata.subscribe_quote(
+                    code, period="tick", count=0, callback=lambda datas, c=code: self._pushed(c, datas)))
+            except Exception as exc:
+                log.warning("subscribe_quote(%s) failed: %r; its quotes are read on demand only", code, exc)
+
+    def _pushed(self, code: str, datas: Any) -> None:
+        """xtdata's callback, on xtdata's thread: {code: [tick, ...]} (or {code: tick}); only the newest counts."""
+        ticks = (datas or {}).get(code) if isinstance(datas, dict) else None
+        tick = ticks[-1] if isinstance(ticks, list) and ticks else ticks
+        if isinstance(tick, dict) and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._deliver, code, tick)
+
+    def _deliver(self, code: str, tick: dict[str, Any]) -> None:
+        if code not in self._subs or self._sink is None:
+            return   # unsubscribed while the push was on its way
+        self._ticks[code] = tick
+        try:
+            stale = self._check_stale(code, int(tick.get("time", 0)), _px(tick.get("lastPrice")))
+            self._sink(self._quote(code, tick, stale))
+        except Exception:
+            log.exception("a pushed tick of %s could not be read", code)
+
+    def check_silent(self) -> None:
+        """The detector's second half for pushed codes: one that has stopped pushing while the
+        continuous auction is on is pushed again, marked stale (a wedged feed pushes nothing at all)."""
+        if self._sink is None or not self.trading():
+            return
+        now = self.clock.now()
+        for code, tick in list(self._ticks.items()):
+            if code not in self.stale and now - _ms(int(tick.get("time", 0))) > STALE_AFTER:
+                self.stale.add(code)
+                self._sink(self._quote(code, tick, True))
+
+    def pump(self) -> None:
+        """Let a stand-in xtdata push its ticks (the simulator's; the real one pushes on its own thread)."""
+        pump = getattr(self.xtdata, "pump", None)
+        if pump is not None:
+            pump()
 
     # ----- instruments
     def instrument(self, code: str) -> Instrument:

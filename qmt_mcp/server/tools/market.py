@@ -9,11 +9,22 @@ from mcp.types import CallToolResult
 
 from ... import calls as C
 from .. import schemas as S
+from ..quotes import QuoteHub
 from .relay import relay_of
 
 
 async def get_quote(codes: C.Codes, *, ctx: Context[Any, Any]) -> Annotated[CallToolResult, S.GetQuoteResult]:
-    return await relay_of(ctx).relay("get_quote", {"codes": codes}, S.GetQuoteResult)
+    # Codes someone is subscribed to are held by the server (server/quotes.py): no worker round trip.
+    hub: QuoteHub | None = getattr(ctx.mcp_server, "quotes", None)
+    held = None if hub is None else hub.quote_result(codes)
+    if held is not None:
+        return held
+    return await relay_of(ctx).relay("get_quote", {"codes": codes}, S.GetQuoteResult, on_payload=_fresh)
+
+
+async def _fresh(payload: dict[str, Any]) -> None:
+    for q in payload.get("quotes") or []:
+        q["age_ms"] = 0   # read from the worker for this call
 
 
 async def get_klines(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 from mcp.server.mcpserver import Context
@@ -11,7 +12,10 @@ from .. import schemas as S
 
 
 class Relay(Protocol):
-    async def relay(self, name: str, args: dict[str, Any], model: type[S.Envelope], extra: float = 0) -> CallToolResult:
+    async def relay(
+        self, name: str, args: dict[str, Any], model: type[S.Envelope], extra: float = 0,
+        on_payload: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> CallToolResult:
         """The worker's answer to `name` as the tool's result (errors as error results)."""
         ...
 
