@@ -313,6 +313,11 @@ class QuoteHub:
         if uris is None:
             return   # no longer followed here (an unsubscribe crossed the frame)
         before = self.held.get(key)
+        if before is not None and int(data["seq"]) <= int(before.frame["seq"]):
+            # The worker sends a followed code's current quote again when the set it is told changes
+            # (another code followed): one update, one notification. (held is cleared when the
+            # stream is lost, so a restarted worker's seq, starting again, is taken.)
+            return
         dropped = int(data.get("dropped") or 0)
         self.held[key] = Held(data, self.now(), (before.upstream_dropped if before else 0) + dropped)
         for uri in uris:
