@@ -101,10 +101,14 @@ class Market:
         self.worker: Worker = build_worker(parse_config(config_sections()), home, self.clock)
         self.svc = self.worker.service
         self.counter: Any = self.worker.broker.counter  # type: ignore[attr-defined]
-        self.placed: dict[str, float] = {}   # remark (client_order_id) -> perf_counter when on the book
+        # remark (client_order_id) -> perf_counter when the worker hands the order to the counter, and
+        # when the counter has it on its book (its own checks, matching and SQLite commit done)
+        self.reached: dict[str, float] = {}
+        self.placed: dict[str, float] = {}
         place: Callable[..., int] = self.counter.place
 
         def timed_place(account_id: str, req: Any, inst: Any, remark: str) -> int:
+            self.reached[remark] = time.perf_counter()
             oid = place(account_id, req, inst, remark)
             self.placed[remark] = time.perf_counter()
             return oid
@@ -202,6 +206,7 @@ async def latency(armed: int, samples: int) -> dict[str, Any]:
         await m.svc.tick()
         idle.append((time.perf_counter() - t) * 1000)
     got: list[float] = []
+    handed: list[float] = []   # to the counter's door: the worker's part alone
     missed = 0
     for i in range(samples + 10):   # the first 10 warm up
         code = CODES[i % len(CODES)]
@@ -209,17 +214,18 @@ async def latency(armed: int, samples: int) -> dict[str, Any]:
         m.next_quote()
         t = time.perf_counter()
         await m.svc.tick()
-        at = m.placed.pop(cid, None)
-        if at is None:
+        at, door = m.placed.pop(cid, None), m.reached.pop(cid, None)
+        if at is None or door is None:
             missed += 1   # the quote moved more than 0.6% up in 3 s: the probe stays armed, not a sample
             continue
         if i >= 10:
             got.append((at - t) * 1000)
+            handed.append((door - t) * 1000)
     still = len(m.svc.conditions.active())
     await m.worker.close()
     if not got:
         raise RuntimeError("no probe fired")
-    return {"armed": live, "armed_after": still, "samples": got, "missed": missed, "arm_s": arm_s,
+    return {"armed": live, "armed_after": still, "samples": got, "handed": handed, "missed": missed, "arm_s": arm_s,
             "arm_ms_each": arm_s * 1000 / max(1, armed), "idle_round_ms": statistics.median(idle)}
 
 
@@ -294,9 +300,11 @@ async def measure(armed: int, samples: int, memory_armed: int) -> dict[str, Any]
         if not was:
             gc.disable()
     mem = await memory(memory_armed)
-    s = lat["samples"]
-    return {**{k: v for k, v in lat.items() if k != "samples"}, "n": len(s), "p50_ms": statistics.median(s),
-            "p99_ms": pct(s, 0.99), "max_ms": max(s), "memory_armed": memory_armed, **mem}
+    s, h = lat["samples"], lat["handed"]
+    return {**{k: v for k, v in lat.items() if k not in ("samples", "handed")}, "n": len(s),
+            "p50_ms": statistics.median(s), "p99_ms": pct(s, 0.99), "max_ms": max(s),
+            "handed_p50_ms": statistics.median(h), "handed_p99_ms": pct(h, 0.99), "memory_armed": memory_armed,
+            **mem}
 
 
 async def rows(quick: bool) -> list[dict[str, Any]]:
@@ -308,7 +316,10 @@ async def rows(quick: bool) -> list[dict[str, Any]]:
     return [
         {"measure": f"condition: quote tick -> order at the counter, {g['armed']} armed", "transport": "in worker",
          "samples": g["n"], "p50_ms": g["p50_ms"], "p99_ms": g["p99_ms"], "target": f"p99 <= {P99_MS:g} ms",
-         "met": g["p99_ms"] <= P99_MS, "extra": {"idle_round_ms": round(g["idle_round_ms"], 2)}},
+         "met": g["p99_ms"] <= P99_MS,
+         "extra": {"to_the_broker_call_p50_ms": round(g["handed_p50_ms"], 2),
+                   "to_the_broker_call_p99_ms": round(g["handed_p99_ms"], 2),
+                   "round_none_firing_ms": round(g["idle_round_ms"], 2)}},
         {"measure": f"worker RSS (MB), {g['memory_armed']:,} conditions armed", "transport": "worker process",
          "samples": 1, "p50_ms": g["armed_mb"], "p99_ms": g["armed_mb"],
          "extra": {"none_armed_mb": round(g["empty_mb"], 1)}},
@@ -329,6 +340,8 @@ def main() -> int:
           f"p99 {g['p99_ms']:.2f} ms (max {g['max_ms']:.2f}, {g['n']} samples, {g['missed']} probes not met "
           "by their quote); "
           f"target p99 <= {P99_MS:g} ms: {'met' if g['p99_ms'] <= P99_MS else 'MISSED'}")
+    print(f"to the counter's door (the broker call; the counter's own work not counted): p50 "
+          f"{g['handed_p50_ms']:.2f} ms, p99 {g['handed_p99_ms']:.2f} ms")
     print(f"a round with none firing: {g['idle_round_ms']:.2f} ms; arming: {g['arm_ms_each']:.2f} ms each")
     print(f"worker RSS with {g['memory_armed']:,} armed: {g['armed_mb']:.1f} MB (none armed: {g['empty_mb']:.1f} MB; "
           f"arming them took {g['seed_s']:.1f} s)")

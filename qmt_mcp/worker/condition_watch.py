@@ -76,29 +76,41 @@ class Watcher:
                 log.warning("conditions: no quotes this round (%s)", exc)
                 return
             phase = self.conds.svc.broker.phase()
+            news: list[tuple[Quote, Decimal | None]] = []
             for q in quotes:
                 new = q.volume > 0 and self._seen.get(q.code) != q.time
                 self._seen[q.code] = q.time
-                await self._on_quote(q, by_code.get(q.code, []), q.last if new else None, now, phase)
+                news.append((q, q.last if new else None))
+            self._move_marks(news, by_code)
+            for q, last in news:
+                await self._on_quote(q, by_code.get(q.code, []), last, now, phase)
 
-    async def _on_quote(self, q: Quote, watching: list[Condition], last: Decimal | None, now: datetime,
-                        phase: Phase) -> None:
-        """`watching` (the code's armed conditions as the round began) against one quote."""
+    def _move_marks(self, news: list[tuple[Quote, Decimal | None]], by_code: dict[str, list[Condition]]) -> None:
+        """Every trailing mark the round's new quotes move, in one transaction before any condition
+        fires: one fsync a round, not one per code ahead of a firing (each one on the firing's way
+        to the counter)."""
         # Read and written with no await between: a cancel (or a firing) that ended a condition since
         # the round began is seen here, so a stale armed copy is never written back over it.
         armed = self.conds.active()
         moved = []
-        for w in watching:
-            c = armed.get(w.condition_id)
-            mark = None if c is None or last is None else moved_mark(c, last)
-            if c is not None and mark is not None:
-                moved.append(replace(c, high_water=mark))
+        for q, last in news:
+            for w in by_code.get(q.code, []) if last is not None else ():
+                c = armed.get(w.condition_id)
+                mark = None if c is None or last is None else moved_mark(c, last)
+                if c is not None and mark is not None:
+                    moved.append(replace(c, high_water=mark))
         if moved:
-            with self.conds.svc.journal.batch():   # the marks move together: one fsync a round
+            with self.conds.svc.journal.batch():
                 for c in moved:
                     self.conds.save(c)
+
+    async def _on_quote(self, q: Quote, watching: list[Condition], last: Decimal | None, now: datetime,
+                        phase: Phase) -> None:
+        """`watching` (the code's armed conditions as the round began, their marks moved by this
+        round's quotes) against one quote."""
+        armed = self.conds.active()   # one dict for the worker's life: a firing's changes show in it
         for w in watching:
-            cond = self.conds.active().get(w.condition_id)
+            cond = armed.get(w.condition_id)
             if cond is None or not fires(cond, last, now) or not _session_takes(cond, phase):
                 continue
             try:
