@@ -2,8 +2,9 @@
 exactly once (the why is in worker/conditions.py's docstring; the trigger logic in domain/conditions.py).
 
 A round runs with every worker tick. A quote is new when its time is one not seen before with a trade
-on the day; each armed condition of its code moves its trailing mark (all marks of a round in one
-transaction), then fires if its trigger is met and the session takes its order (an alert needs none).
+on the day; each armed condition of its code fires if its trigger is met and the session takes its
+order (an alert needs none), and moves its trailing mark (all marks of a round in one transaction, at
+the round's end).
 """
 
 from __future__ import annotations
@@ -81,36 +82,36 @@ class Watcher:
                 new = q.volume > 0 and self._seen.get(q.code) != q.time
                 self._seen[q.code] = q.time
                 news.append((q, q.last if new else None))
-            self._move_marks(news, by_code)
-            for q, last in news:
-                await self._on_quote(q, by_code.get(q.code, []), last, now, phase)
+            moved = _moved_marks(news, by_code)
+            try:
+                for q, last in news:
+                    await self._on_quote(q, by_code.get(q.code, []), last, now, phase, moved)
+            finally:
+                self._write_marks(moved)
 
-    def _move_marks(self, news: list[tuple[Quote, Decimal | None]], by_code: dict[str, list[Condition]]) -> None:
-        """Every trailing mark the round's new quotes move, in one transaction before any condition
-        fires: one fsync a round, not one per code ahead of a firing (each one on the firing's way
-        to the counter)."""
+    def _write_marks(self, moved: dict[str, Decimal]) -> None:
+        """The round's moved trailing marks, in one transaction after its firings: one fsync a round,
+        and none on a firing's way to the counter. A quote that moves a mark cannot fire that
+        condition (the stop follows the mark, away from the price), so no firing needs its mark first."""
         # Read and written with no await between: a cancel (or a firing) that ended a condition since
         # the round began is seen here, so a stale armed copy is never written back over it.
         armed = self.conds.active()
-        moved = []
-        for q, last in news:
-            for w in by_code.get(q.code, []) if last is not None else ():
-                c = armed.get(w.condition_id)
-                mark = None if c is None or last is None else moved_mark(c, last)
-                if c is not None and mark is not None:
-                    moved.append(replace(c, high_water=mark))
-        if moved:
+        still = [replace(c, high_water=mark) for cid, mark in moved.items() if (c := armed.get(cid)) is not None]
+        if still:
             with self.conds.svc.journal.batch():
-                for c in moved:
+                for c in still:
                     self.conds.save(c)
 
     async def _on_quote(self, q: Quote, watching: list[Condition], last: Decimal | None, now: datetime,
-                        phase: Phase) -> None:
-        """`watching` (the code's armed conditions as the round began, their marks moved by this
-        round's quotes) against one quote."""
+                        phase: Phase, moved: dict[str, Decimal]) -> None:
+        """`watching` (the code's armed conditions as the round began) against one quote, each with
+        the mark it moves to (`moved`, written at the round's end)."""
         armed = self.conds.active()   # one dict for the worker's life: a firing's changes show in it
         for w in watching:
             cond = armed.get(w.condition_id)
+            mark = moved.get(w.condition_id)
+            if cond is not None and mark is not None:
+                cond = replace(cond, high_water=mark)
             if cond is None or not fires(cond, last, now) or not _session_takes(cond, phase):
                 continue
             try:
@@ -283,6 +284,17 @@ class Watcher:
                  c.client_order_id)
         await self._send(c, acct, req, v)
         return True
+
+
+def _moved_marks(news: list[tuple[Quote, Decimal | None]], by_code: dict[str, list[Condition]]) -> dict[str, Decimal]:
+    """condition_id -> the trailing mark the round's new quotes move it to."""
+    out: dict[str, Decimal] = {}
+    for q, last in news:
+        for c in by_code.get(q.code, []) if last is not None else ():
+            mark = None if last is None else moved_mark(c, last)
+            if mark is not None:
+                out[c.condition_id] = mark
+    return out
 
 
 def _session_takes(c: Condition, phase: Phase) -> bool:
