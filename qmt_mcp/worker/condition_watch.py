@@ -212,8 +212,10 @@ class Watcher:
             return []
         armed = [s for s in self.conds.active().values()
                  if s.oco_group == group and s.account == c.account and s.condition_id != c.condition_id]
+        # By status alone: through its index (with the account too, SQLite walks the account's every
+        # condition, a cost that grew with each one fired or canceled).
         waiting = [s for s in map(from_json, self.conds.svc.journal.conditions(
-            c.account, (ConditionStatus.PENDING_APPROVAL.value,))) if s.oco_group == group]
+            statuses=(ConditionStatus.PENDING_APPROVAL.value,))) if s.oco_group == group and s.account == c.account]
         return sorted(armed + waiting, key=lambda s: s.created_at)
 
     async def _send(self, c: Condition, acct: AccountConfig, req: OrderRequest, v: OrderDecision) -> None:
