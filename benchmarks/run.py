@@ -12,7 +12,9 @@ One table:
   throughput, p99, errors;
 - the resident memory of the server and its worker after all of it;
 - the simulator's matcher throughput with a busy book (benchmarks/matcher.py);
-- quotes to subscribers (benchmarks/quotes.py, with its own targets).
+- quotes to subscribers (benchmarks/quotes.py, with its own targets);
+- conditional orders: quote tick to order at the counter with 1,000 armed, worker RSS with 10,000
+  (benchmarks/conditions.py, with its own target).
 
 Targets (exit status 1 when one is missed): get_quote p50 within 2x the floor over stdio;
 place-to-fill-event p99 under 20 ms; no errors under concurrency; server + worker under 150 MB RSS.
@@ -48,6 +50,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import conditions  # noqa: E402  (conditional orders: benchmarks/conditions.py)
 import matcher  # noqa: E402  (a sibling script)
 import quotes  # noqa: E402  (quotes to subscribers: benchmarks/quotes.py)
 import statement  # noqa: E402  (a sibling script)
@@ -367,6 +370,8 @@ async def main(quick: bool, json_path: str | None) -> int:
     rows.append(Row(f"get_statement, {st['days']} days x 20 trades", "stdio", 10 if quick else 30, st["p50_ms"],
                     st["max_ms"], extra={"journal_bytes": st["journal_bytes"]}))
     rows += [Row(**r) for r in await quotes.rows(quick)]
+    quiet_gc()
+    rows += [Row(**r) for r in await conditions.rows(quick)]
     quiet_gc()
 
     print("matcher ...", file=sys.stderr)

@@ -2,8 +2,9 @@
 exactly once (the why is in worker/conditions.py's docstring; the trigger logic in domain/conditions.py).
 
 A round runs with every worker tick. A quote is new when its time is one not seen before with a trade
-on the day; each armed condition of its code moves its trailing mark (all marks of a round in one
-transaction), then fires if its trigger is met and the session takes its order (an alert needs none).
+on the day; each armed condition of its code fires if its trigger is met and the session takes its
+order (an alert needs none), and moves its trailing mark (all marks of a round in one transaction, at
+the round's end).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import anyio
 
 from ..backends.xtq.constants import xt_price_type
 from ..config import AccountConfig
-from ..domain.conditions import ACTIVE, Condition, ConditionStatus, expired, fire_price, fires, moved_mark, t1_note
+from ..domain.conditions import Condition, ConditionStatus, expired, fire_price, fires, moved_mark, t1_note
 from ..domain.decision import OrderDecision
 from ..domain.errors import ErrorCode, QmtError
 from ..domain.events import ConditionCanceledEvent, ConditionFailedEvent, ConditionTriggeredEvent
@@ -76,29 +77,41 @@ class Watcher:
                 log.warning("conditions: no quotes this round (%s)", exc)
                 return
             phase = self.conds.svc.broker.phase()
+            news: list[tuple[Quote, Decimal | None]] = []
             for q in quotes:
                 new = q.volume > 0 and self._seen.get(q.code) != q.time
                 self._seen[q.code] = q.time
-                await self._on_quote(q, by_code.get(q.code, []), q.last if new else None, now, phase)
+                news.append((q, q.last if new else None))
+            moved = _moved_marks(news, by_code)
+            try:
+                for q, last in news:
+                    await self._on_quote(q, by_code.get(q.code, []), last, now, phase, moved)
+            finally:
+                self._write_marks(moved)
 
-    async def _on_quote(self, q: Quote, watching: list[Condition], last: Decimal | None, now: datetime,
-                        phase: Phase) -> None:
-        """`watching` (the code's armed conditions as the round began) against one quote."""
+    def _write_marks(self, moved: dict[str, Decimal]) -> None:
+        """The round's moved trailing marks, in one transaction after its firings: one fsync a round,
+        and none on a firing's way to the counter. A quote that moves a mark cannot fire that
+        condition (the stop follows the mark, away from the price), so no firing needs its mark first."""
         # Read and written with no await between: a cancel (or a firing) that ended a condition since
         # the round began is seen here, so a stale armed copy is never written back over it.
         armed = self.conds.active()
-        moved = []
-        for w in watching:
-            c = armed.get(w.condition_id)
-            mark = None if c is None or last is None else moved_mark(c, last)
-            if c is not None and mark is not None:
-                moved.append(replace(c, high_water=mark))
-        if moved:
-            with self.conds.svc.journal.batch():   # the marks move together: one fsync a round
-                for c in moved:
+        still = [replace(c, high_water=mark) for cid, mark in moved.items() if (c := armed.get(cid)) is not None]
+        if still:
+            with self.conds.svc.journal.batch():
+                for c in still:
                     self.conds.save(c)
+
+    async def _on_quote(self, q: Quote, watching: list[Condition], last: Decimal | None, now: datetime,
+                        phase: Phase, moved: dict[str, Decimal]) -> None:
+        """`watching` (the code's armed conditions as the round began) against one quote, each with
+        the mark it moves to (`moved`, written at the round's end)."""
+        armed = self.conds.active()   # one dict for the worker's life: a firing's changes show in it
         for w in watching:
-            cond = self.conds.active().get(w.condition_id)
+            cond = armed.get(w.condition_id)
+            mark = moved.get(w.condition_id)
+            if cond is not None and mark is not None:
+                cond = replace(cond, high_water=mark)
             if cond is None or not fires(cond, last, now) or not _session_takes(cond, phase):
                 continue
             try:
@@ -174,8 +187,7 @@ class Watcher:
         the cancel of its OCO siblings, in one transaction."""
         svc = self.conds.svc
         fired = c.advanced(ConditionStatus.TRIGGERED, triggered_at=iso(now), triggered_price=last, status_msg=note)
-        siblings = [s for s in map(from_json, svc.journal.conditions(c.account, tuple(x.value for x in ACTIVE)))
-                    if c.oco_group is not None and s.oco_group == c.oco_group and s.condition_id != c.condition_id]
+        siblings = self._oco_siblings(c)
         with svc.journal.batch():
             self.conds.save(fired)
             svc.journal.append(condition_event(ConditionTriggeredEvent, fired, alert=fired.alert,
@@ -189,6 +201,22 @@ class Watcher:
                  "(alert)" if fired.alert else fired.client_order_id)
         svc.notify()
         return fired
+
+    def _oco_siblings(self, c: Condition) -> list[Condition]:
+        """The other active conditions of `c`'s OCO group, oldest first. The armed ones come from the
+        watcher's view (save() keeps it in step with the journal), not from decoding every active row
+        of the account: with a thousand armed that decoding alone took ~20 ms per firing. Those
+        awaiting a person are not in the view; they are few, read from the journal."""
+        group = c.oco_group
+        if group is None:
+            return []
+        armed = [s for s in self.conds.active().values()
+                 if s.oco_group == group and s.account == c.account and s.condition_id != c.condition_id]
+        # By status alone: through its index (with the account too, SQLite walks the account's every
+        # condition, a cost that grew with each one fired or canceled).
+        waiting = [s for s in map(from_json, self.conds.svc.journal.conditions(
+            statuses=(ConditionStatus.PENDING_APPROVAL.value,))) if s.oco_group == group and s.account == c.account]
+        return sorted(armed + waiting, key=lambda s: s.created_at)
 
     async def _send(self, c: Condition, acct: AccountConfig, req: OrderRequest, v: OrderDecision) -> None:
         """Record the order of the triggered `c` and send it, down the order path every order takes.
@@ -258,6 +286,17 @@ class Watcher:
                  c.client_order_id)
         await self._send(c, acct, req, v)
         return True
+
+
+def _moved_marks(news: list[tuple[Quote, Decimal | None]], by_code: dict[str, list[Condition]]) -> dict[str, Decimal]:
+    """condition_id -> the trailing mark the round's new quotes move it to."""
+    out: dict[str, Decimal] = {}
+    for q, last in news:
+        for c in by_code.get(q.code, []) if last is not None else ():
+            mark = None if last is None else moved_mark(c, last)
+            if mark is not None:
+                out[c.condition_id] = mark
+    return out
 
 
 def _session_takes(c: Condition, phase: Phase) -> bool:
