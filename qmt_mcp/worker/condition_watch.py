@@ -184,11 +184,16 @@ class Watcher:
 
     def _trigger(self, c: Condition, last: Decimal | None, note: str, now: datetime) -> Condition:
         """Commit armed -> triggered (with the order's client_order_id, before any order exists) and
-        the cancel of its OCO siblings, in one transaction."""
+        the cancel of its OCO siblings, in one transaction.
+
+        Not fsync'd when an order follows: its record's commit (insert_order, synchronous=FULL) comes
+        next in the same write-ahead log, and its fsync makes this commit durable with it. A power
+        cut before that loses both, and nothing was sent; a killed process loses neither. An alert
+        has no order to follow it: its trigger is fsync'd itself, so it is never told twice."""
         svc = self.conds.svc
         fired = c.advanced(ConditionStatus.TRIGGERED, triggered_at=iso(now), triggered_price=last, status_msg=note)
         siblings = self._oco_siblings(c)
-        with svc.journal.batch():
+        with svc.journal.batch(durable=fired.alert):
             self.conds.save(fired)
             svc.journal.append(condition_event(ConditionTriggeredEvent, fired, alert=fired.alert,
                                                triggered_price=last), now)
@@ -240,7 +245,8 @@ class Watcher:
             log.warning("condition %s: its order %s: %s %s", c.condition_id, cid, exc.code.value, exc.message)
         sent = svc.journal.order_by_client_id(c.account, cid)
         if sent is not None and sent.order_id is not None:
-            self.conds.save(replace(self.conds.current(c), order_id=sent.order_id))
+            with svc.journal.batch(durable=False):   # repeats the order's own record (order_id)
+                self.conds.save(replace(self.conds.current(c), order_id=sent.order_id))
 
     async def resume(self) -> None:
         """After a restart: a triggered condition whose order was never recorded was never sent (the

@@ -512,7 +512,7 @@ class Journal:
     # ----- conditional orders (worker/conditions.py keeps their JSON form; the journal only files it)
     def put_condition(self, condition_id: str, account: str, client_order_id: str, status: str, created_at: str,
                       data: str) -> None:
-        with self._write():
+        with self._write(joins=True):   # as durable as the caller's batch (condition_watch.py relaxes one)
             self._db.execute("INSERT OR REPLACE INTO conditions VALUES (?,?,?,?,?,?)",
                              (condition_id, account, client_order_id, status, created_at, data))
 
