@@ -474,3 +474,23 @@ async def test_an_unsent_triggered_order_found_at_start_waits_for_a_session_that
             assert (await condition(again, c["condition_id"]))["order_status"] == "succeeded"
     finally:
         await worker.close()
+
+
+async def test_a_condition_written_in_a_batch_that_does_not_commit_is_not_taken_from_the_watchers_view(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    # The watcher keeps the armed conditions in memory beside the journal: a write whose batch rolls
+    # back (a full disk at the commit, say) must leave that view as the journal has it, still armed.
+    async with market(tmp_path, clock, STOP_PATH, at("09:30:04")) as s:
+        placed = await s.ok("place_conditional_order", account="sim", code=CODE, side="sell", volume=500,
+                            trigger={"type": "price_at_or_below", "price": 9.85},
+                            order={"order_type": "limit", "price": 9.80})
+        conds = s.worker.service.conditions
+        armed = conds.active()[placed["condition"]["condition_id"]]
+        with pytest.raises(RuntimeError), s.worker.service.journal.batch():
+            conds.save(armed.advanced(ConditionStatus.CANCELED, status_msg="never committed"))
+            raise RuntimeError("the commit fails")
+        assert conds.active()[armed.condition_id].status is ConditionStatus.ARMED
+        assert (await condition(s, armed.condition_id))["status"] == "armed"
+        await at_quote(s, at("09:30:10"))   # and it still fires
+        assert len(broker_orders(s, armed.client_order_id)) == 1

@@ -86,10 +86,15 @@ class Conditions:
             self._armed = {c.condition_id: c for c in map(from_json, rows)}
         return self._armed
 
+    def _forget_view(self) -> None:
+        self._armed = None
+
     def save(self, c: Condition) -> None:
-        """Write `c` (inside the caller's batch, if any) and keep the watcher's view in step."""
+        """Write `c` (inside the caller's batch, if any) and keep the watcher's view in step (read
+        again from the journal if the batch does not commit)."""
         self.svc.journal.put_condition(c.condition_id, c.account, c.client_order_id, c.status.value, c.created_at,
                                        to_json(c))
+        self.svc.journal.on_rollback(self._forget_view)
         armed = self.active()
         if c.status is ConditionStatus.ARMED:
             armed[c.condition_id] = c

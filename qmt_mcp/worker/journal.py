@@ -25,7 +25,7 @@ import logging
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -144,6 +144,7 @@ class Journal:
         self._figures: dict[str, dict[str, OrderFigures]] = {}   # account -> client_order_id -> figures
         self._figures_since: dict[str, str] = {}   # account -> the day start its figures were trimmed to
         self._unsaved: list[OrderRecord] = []   # written in the open transaction; counted once it commits
+        self._undo: list[Callable[[], None]] = []   # on_rollback's, for the open batch
         # The latest records by (account, client_order_id), as committed: placing an order reads its
         # own record back five or more times (replay check, after the send, each push, the answer).
         self._recent: dict[tuple[str, str], OrderRecord] = {}
@@ -230,6 +231,13 @@ class Journal:
                 with self._transaction():
                     yield
 
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Call `undo` if the batch in progress does not commit (what a caller keeps in memory beside
+        it must not run ahead of the journal). Outside a batch every write has committed already."""
+        with self._lock:
+            if self._batch_depth:
+                self._undo.append(undo)
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         try:
@@ -238,7 +246,11 @@ class Journal:
                 crashpoints.reached("journal.commit")
         except BaseException:
             self._unsaved.clear()
+            undo, self._undo = self._undo, []
+            for fn in undo:
+                fn()
             raise
+        self._undo.clear()
         crashpoints.reached("journal.committed")
         for r in self._unsaved:
             figures = self._figures.get(r.account)
