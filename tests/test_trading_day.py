@@ -152,3 +152,19 @@ async def test_a_scripted_exchange_trading_day(session_with: SessionFactory) -> 
         await go(s, MONDAY, 9, 31)
         positions = (await s.ok("get_positions", account="sim"))["positions"]
         assert positions[0]["can_use_volume"] == positions[0]["volume"]
+
+
+async def test_get_trades_after_the_day_roll_lists_todays_and_a_range_still_has_the_earlier_days(
+    session_with: SessionFactory,
+) -> None:
+    # xtquant answers today's trades only; the simulator's book kept earlier days' fills in memory
+    # until a restart, so get_trades (no range) listed Friday's fills on Monday.
+    async with session_with(**EXCHANGE_DAY) as s:
+        await go(s, FRIDAY, 10, 0)
+        ask = (await s.ok("get_quote", codes=[CODE]))["quotes"][0]["ask_prices"][0]
+        assert (await order(s, "fri-buy", "buy", 100, ask))["status"] in ("succeeded", "part_succ")
+        assert [t["client_order_id"] for t in (await s.ok("get_trades", account="sim"))["trades"]] == ["fri-buy"]
+        await go(s, MONDAY, 10, 0)
+        assert (await s.ok("get_trades", account="sim"))["trades"] == []
+        earlier = await s.ok("get_trades", account="sim", start="20261120", end="20261123")
+        assert [t["client_order_id"] for t in earlier["trades"]] == ["fri-buy"]

@@ -166,7 +166,13 @@ class SimBroker:
         return self.counter.order_list(account_id)
 
     async def trades(self, account_id: str) -> list[BrokerTrade]:
-        return self.counter.trade_list(account_id)
+        return self.todays_trades(account_id)
+
+    def todays_trades(self, account_id: str) -> list[BrokerTrade]:
+        """Today's fills, as xtquant's query_stock_trades answers: the book keeps earlier days' in
+        memory until a restart, and get_trades (no range) must not list yesterday's after the day roll."""
+        today = self.session_day()
+        return [t for t in self.counter.trade_list(account_id) if self.timeline.session_day(t.time) == today]
 
     def health(self) -> dict[str, Any]:
         return {"backend": "sim", "xtquant_loaded": False, "fresh": True, "stale_codes": [],

@@ -343,7 +343,7 @@ class XtQuantAsyncClientBase:
         self._answer("queryStockOrders", seq, "OnQueryStockOrdersCallback", [xt_order(o) for o in orders])
 
     def queryStockTradesWithSeq(self, seq: int, req: Any) -> None:
-        trades = self.native.broker.counter.trade_list(req.m_strAccountID)
+        trades = self.native.broker.todays_trades(req.m_strAccountID)
         self._answer("queryStockTrades", seq, "OnQueryStockTradesCallback", [xt_trade(t) for t in trades])
 
     def queryStockPositionsWithSeq(self, seq: int, req: Any) -> None:
