@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from .worker.risk_calls import RiskCalls
 from .worker.service import WorkerService
 from .worker.statefiles import Quarantined, check_state_dir
 from .worker.stream import event_frames
+
+log = logging.getLogger("qmt_mcp.worker")
 
 UNIVERSE_CODES = frozenset(item.code for item in UNIVERSE)
 APPROVAL_CHECK_S = 1.0   # how often undecided approvals are checked for expiry (seconds)
@@ -97,6 +100,12 @@ class Worker:
 
         async def tick() -> None:
             await self.service.tick()
+            sent, self.service.conditions.watcher.sent = self.service.conditions.watcher.sent, []
+            for record in sent:   # the orders conditions sent this round: on the trail like any order
+                try:
+                    audit(record)
+                except OSError:   # as for a call's record (worker/api.py): the order stands, journaled
+                    log.exception("audit entry for a condition's order not written")
             if self.broker.take_reconnected():
                 await self.reconciler.run("reconnect")
 

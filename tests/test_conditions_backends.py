@@ -4,6 +4,7 @@ SDK's Client over stdio against `qmt-mcp serve` and the worker it spawns."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,11 @@ async def test_the_condition_tools_over_stdio_arm_list_fire_and_cancel(tmp_path:
                 await anyio.sleep(0.05)
             order = await _call(c, "get_order", account="sim", client_order_id=cid, wait_seconds=10)
             assert order["ok"] and order["order"]["status"] == "succeeded"
+            # Nobody called for the order it sent: it is on the audit trail all the same.
+            trail = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
+            fired = [r for r in trail if r["call"] == "condition_fired"]
+            assert [r["args"]["client_order_id"] for r in fired] == [cid]
+            assert fired[0]["by"] == {"operator": False, "channel": "condition"} and fired[0]["outcome"]["ok"]
             canceled = await _call(c, "cancel_conditional_order", account="sim",
                                    condition_id=far["condition"]["condition_id"])
             assert canceled["ok"] and canceled["condition"]["status"] == "canceled"

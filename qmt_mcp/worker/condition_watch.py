@@ -13,7 +13,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -48,6 +48,9 @@ class Watcher:
         self._seen: dict[str, datetime] = {}   # code -> time of the last quote evaluated
         self._round = anyio.Lock()              # one round at a time
         self._unsent: dict[str, str] | None = None   # condition_id -> account: triggered, order unsent
+        # The orders conditions sent, as audit records: nobody called for them, so the worker's tick
+        # job writes them to the trail (bootstrap.py), as it does an approval's expiry.
+        self.sent: list[dict[str, Any]] = []
 
     async def watch(self) -> None:
         """One round: resume what a restart left, expire, then every armed condition against the
@@ -239,11 +242,18 @@ class Watcher:
             # The id is an order's already (recorded before a crash, or a caller's own): never a second one.
             log.warning("condition %s: client_order_id %s is recorded already; not sent again", c.condition_id, cid)
             return
+        error: QmtError | None = None
         try:
             await svc.send_recorded(c.account, acct, req, cid)
         except QmtError as exc:
             log.warning("condition %s: its order %s: %s %s", c.condition_id, cid, exc.code.value, exc.message)
+            error = exc
         sent = svc.journal.order_by_client_id(c.account, cid)
+        outcome = ({"ok": False, "error": error.to_dict()} if error is not None
+                   else {"ok": True, "order": None if sent is None else sent.to_wire()})
+        self.sent.append({"call": "condition_fired",
+                          "args": {"account": c.account, "condition_id": c.condition_id, "client_order_id": cid},
+                          "outcome": outcome, "by": {"operator": False, "channel": "condition"}})
         if sent is not None and sent.order_id is not None:
             with svc.journal.batch(durable=False):   # repeats the order's own record (order_id)
                 self.conds.save(replace(self.conds.current(c), order_id=sent.order_id))
