@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from measure import pct, rss_mb  # the scripts' shared helpers (benchmarks/measure.py)
 
 from qmt_mcp.backends.sim.universe import UNIVERSE
 from qmt_mcp.bootstrap import Worker, build_worker
@@ -80,19 +81,8 @@ CONFIG_TOML = (f"[risk]\nenabled = false\n\n[accounts.{ACCOUNT}]\naccount_id = \
                + "".join(f"\"{c}\" = {HELD}\n" for c in CODES))
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def _on_tick(price: Decimal, tick: Decimal, up: bool) -> Decimal:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import socket
 import statistics
@@ -41,6 +40,7 @@ import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ResourceUpdatedNotification
+from measure import free_port, ok, pct, rss_mb, worker_pid  # the scripts' shared helpers (benchmarks/measure.py)
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-token"  # noqa: S105 (a throwaway token for a loopback server)
@@ -80,33 +80,12 @@ def write_home(codes: list[str], minutes: int, speed: float, stagger: bool = Tru
     return home
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def ok(res: Any) -> dict[str, Any]:
-    data = res.structured_content
-    if res.is_error or not isinstance(data, dict) or not data.get("ok"):
-        raise RuntimeError(f"tool failed: {data or res.content}")
-    return data
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
-def worker_pid(home: Path) -> int | None:
-    try:
-        return int(json.loads((home / "worker.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def parent_pid(pid: int) -> int | None:
@@ -116,10 +95,6 @@ def parent_pid(pid: int) -> int | None:
         return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Pushes:

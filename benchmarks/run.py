@@ -54,6 +54,7 @@ import conditions  # noqa: E402  (conditional orders: benchmarks/conditions.py)
 import matcher  # noqa: E402  (a sibling script)
 import quotes  # noqa: E402  (quotes to subscribers: benchmarks/quotes.py)
 import statement  # noqa: E402  (a sibling script)
+from measure import free_port, ok, pct, rss_mb, worker_pid  # noqa: E402  (shared by the scripts)
 
 CONFIG = """\
 [risk]
@@ -82,15 +83,8 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def ok(res: Any) -> dict[str, Any]:
-    if res.is_error or not isinstance(res.structured_content, dict) or not res.structured_content.get("ok"):
-        raise RuntimeError(f"tool failed: {res.structured_content or res.content}")
-    return res.structured_content
 
 
 # ----- servers
@@ -101,10 +95,6 @@ def fresh_home() -> Path:
     return home
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_port(port: int) -> None:
@@ -268,21 +258,8 @@ async def concurrency(port: int, clients: int, rounds: int) -> tuple[float, list
 
 # ----- memory
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
-def worker_pid(home: Path) -> int | None:
-    try:
-        return int(json.loads((home / "worker.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 # ----- the run
