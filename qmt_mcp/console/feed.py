@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..domain.errors import QmtError
+from ..sse import sse_frames
 
 if TYPE_CHECKING:
     from .app import Worker
@@ -55,21 +56,10 @@ async def relay(worker: Worker, last_event_id: str | None) -> AsyncIterator[byte
                 yield frame("down", {"code": "WORKER_UNAVAILABLE",
                                      "message": f"the worker's event stream answered HTTP {resp.status_code}"})
                 return
-            kind, data, buffer = "", "", b""
-            async for chunk in resp.aiter_bytes():
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for raw in lines:
-                    line = raw.removesuffix(b"\r").decode("utf-8", errors="replace")
-                    if line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data += line[5:].strip()
-                    elif line == "" and kind:
-                        out = _passed_on(kind, data)
-                        if out:
-                            yield out
-                        kind, data = "", ""
+            async for kind, data in sse_frames(resp):
+                out = _passed_on(kind, data)
+                if out:
+                    yield out
     except (httpx.HTTPError, OSError) as exc:
         log.debug("worker event stream dropped: %r", exc)
     yield frame("down", {"code": "WORKER_UNAVAILABLE", "message": "the worker's event stream ended"})

@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 
 from ..domain.errors import QmtError
+from ..sse import sse_frames
 from .worker_client import WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -185,15 +186,8 @@ class EventFeed:
         async with http.stream("GET", "/v1/events", headers=headers, timeout=timeout) as resp:
             if resp.status_code != 200:
                 raise _StreamRefused(f"event stream answered HTTP {resp.status_code}")
-            kind, data = "", ""
-            async for line in _sse_lines(resp):
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:"):
-                    data += line[5:].strip()
-                elif line == "" and kind:
-                    await self._dispatch(kind, data)
-                    kind, data = "", ""
+            async for kind, data in sse_frames(resp):
+                await self._dispatch(kind, data)
 
     async def _dispatch(self, kind: str, data: str) -> None:
         """One frame. A frame that cannot be read is counted and skipped: one bad frame must never
@@ -268,14 +262,3 @@ class EventFeed:
             self._watches.remove(w)
             send.close()
             receive.close()
-
-
-async def _sse_lines(resp: httpx.Response) -> AsyncIterator[str]:
-    """The stream's lines, split at LF only (CR LF tolerated). Not `aiter_lines`: it also splits at
-    U+2028, U+2029 and U+0085, which may sit inside a frame's text."""
-    buffer = b""
-    async for chunk in resp.aiter_bytes():
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            yield raw.removesuffix(b"\r").decode("utf-8", errors="replace")

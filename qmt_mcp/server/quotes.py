@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from mcp.types import CallToolResult, TextContent
 from ..domain.codes import normalize_code
 from ..domain.errors import QmtError
 from ..domain.market import PERIODS
+from ..sse import sse_frames
 from .events import LegacySubscriptions
 from .listen import DROPPED_META
 from .results import DATA_NOTICE
@@ -263,24 +264,17 @@ class QuoteHub:
                 anyio.create_task_group() as tg:
             if resp.status_code != 200:
                 raise _Refused(f"quote stream answered HTTP {resp.status_code}")
-            kind, data = "", ""
-            async for line in _lines(resp):
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:"):
-                    data += line[5:].strip()
-                elif line == "" and kind:
-                    if kind == "hello":
-                        self.connected = True
-                        self._up.set()
-                        tg.start_soon(self._sync)
-                    elif kind in ("quote", "kline"):
-                        try:
-                            await self._frame(kind, json.loads(data))
-                        except (ValueError, KeyError, TypeError) as exc:   # skipped, never fatal
-                            self.bad_frames += 1
-                            log.warning("skipped a quote frame the server cannot read: %r", exc)
-                    kind, data = "", ""
+            async for kind, data in sse_frames(resp):
+                if kind == "hello":
+                    self.connected = True
+                    self._up.set()
+                    tg.start_soon(self._sync)
+                elif kind in ("quote", "kline"):
+                    try:
+                        await self._frame(kind, json.loads(data))
+                    except (ValueError, KeyError, TypeError) as exc:   # skipped, never fatal
+                        self.bad_frames += 1
+                        log.warning("skipped a quote frame the server cannot read: %r", exc)
             tg.cancel_scope.cancel()
 
     async def _sync(self) -> None:
@@ -362,12 +356,3 @@ class QuoteHub:
 
 class _Refused(Exception):
     """The worker answered the quote stream request with an error."""
-
-
-async def _lines(resp: httpx.Response) -> AsyncIterator[str]:
-    buffer = b""
-    async for chunk in resp.aiter_bytes():
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            yield raw.removesuffix(b"\r").decode("utf-8", errors="replace")
