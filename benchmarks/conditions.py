@@ -81,10 +81,6 @@ CONFIG_TOML = (f"[risk]\nenabled = false\n\n[accounts.{ACCOUNT}]\naccount_id = \
                + "".join(f"\"{c}\" = {HELD}\n" for c in CODES))
 
 
-
-
-
-
 def _on_tick(price: Decimal, tick: Decimal, up: bool) -> Decimal:
     return (price / tick).quantize(Decimal(1), rounding=ROUND_CEILING if up else ROUND_FLOOR) * tick
 

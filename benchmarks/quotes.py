@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +37,14 @@ import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ResourceUpdatedNotification
-from measure import free_port, ok, pct, rss_mb, worker_pid  # the scripts' shared helpers (benchmarks/measure.py)
+from measure import (  # the scripts' shared helpers (benchmarks/measure.py)
+    free_port,
+    http_process,
+    ok,
+    pct,
+    rss_mb,
+    worker_pid,
+)
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-token"  # noqa: S105 (a throwaway token for a loopback server)
@@ -80,21 +84,11 @@ def write_home(codes: list[str], minutes: int, speed: float, stagger: bool = Tru
     return home
 
 
-
-
-
-
-
-
-
-
 def parent_pid(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
-
-
 
 
 class Pushes:
@@ -178,23 +172,6 @@ async def push_latency(c: Client, pushes: Pushes, codes: list[str], seconds: flo
 
 
 @asynccontextmanager
-async def http_server(argv: list[str], env: dict[str, str], port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
-    try:
-        with anyio.fail_after(60):
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    await anyio.sleep(0.05)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@asynccontextmanager
 async def http_client(port: int, token: str | None, pushes: Pushes | None = None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
@@ -264,8 +241,8 @@ async def rows(quick: bool) -> list[dict[str, Any]]:
     qmt_argv = [py, "-m", "qmt_mcp", "serve", "--transport", "streamable-http", "--port", str(port)]
     floor_argv = [py, str(HERE / "floor_server.py"), "--http", str(floor_port)]
     pushes = Pushes()
-    async with http_server(qmt_argv, {"QMT_MCP_HOME": str(home), "QMT_MCP_TOKEN": TOKEN}, port), \
-            http_server(floor_argv, {}, floor_port), \
+    async with http_process(qmt_argv, {"QMT_MCP_HOME": str(home), "QMT_MCP_TOKEN": TOKEN}, port), \
+            http_process(floor_argv, {}, floor_port), \
             http_client(port, TOKEN, pushes) as c, http_client(floor_port, None) as f, \
             following(c, [HELD], pushes):
         out += ratio_rows("streamable HTTP", await interleaved(c, f, rounds))

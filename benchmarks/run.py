@@ -30,9 +30,7 @@ import gc
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +52,7 @@ import conditions  # noqa: E402  (conditional orders: benchmarks/conditions.py)
 import matcher  # noqa: E402  (a sibling script)
 import quotes  # noqa: E402  (quotes to subscribers: benchmarks/quotes.py)
 import statement  # noqa: E402  (a sibling script)
-from measure import free_port, ok, pct, rss_mb, worker_pid  # noqa: E402  (shared by the scripts)
+from measure import free_port, http_process, ok, pct, rss_mb, worker_pid  # noqa: E402  (shared by the scripts)
 
 CONFIG = """\
 [risk]
@@ -83,39 +81,12 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-
-
-
-
 # ----- servers
 
 def fresh_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="qmt-mcp-bench-"))
     (home / "config.toml").write_text(CONFIG)
     return home
-
-
-
-
-async def wait_port(port: int) -> None:
-    with anyio.fail_after(60):
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                await anyio.sleep(0.05)
-
-
-@asynccontextmanager
-async def http_process(argv: list[str], env: dict[str, str], port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
-    try:
-        await wait_port(port)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @asynccontextmanager
@@ -257,9 +228,6 @@ async def concurrency(port: int, clients: int, rounds: int) -> tuple[float, list
 
 
 # ----- memory
-
-
-
 
 
 # ----- the run
