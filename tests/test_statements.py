@@ -261,6 +261,22 @@ async def test_days_beyond_retain_days_are_folded_and_nothing_changes(tmp_path: 
         assert after < before
 
 
+async def test_a_client_order_id_of_a_folded_day_is_free_again_in_the_running_worker(tmp_path: Path) -> None:
+    # Folding deletes the finished orders of the days it folds; the worker that folded them must not
+    # still answer an old id from the records it keeps decoded (as a replay of Monday's order).
+    clock = ManualClock(at(MON, 9))
+    write_replay(tmp_path / "replay")
+    async with week_session(tmp_path / "home", clock, retain_days=2) as s:
+        for d in TABLE:
+            await trade_day(s, d)
+        assert (await s.ok("get_orders", account="sim", start="20261116", end="20261116"))["orders"] == []
+        s.clock.set(at(FRI, 10, 30))
+        q = (await s.ok("get_quote", codes=[A]))["quotes"][0]
+        again = await s.ok("place_order", account="sim", code=A, side="buy", volume=100, price=q["ask_prices"][0],
+                           client_order_id="mon-a")
+        assert again["idempotent_replay"] is False and again["order"]["time"].startswith("2026-11-20")
+
+
 async def test_orders_and_trades_over_a_range_through_the_client(tmp_path: Path) -> None:
     clock = ManualClock(at(MON, 9))   # the worker is made on Monday morning, as the week starts
     write_replay(tmp_path / "replay")

@@ -561,10 +561,13 @@ class Journal:
             return self._db.execute(sql, params).fetchall()
 
     def execute_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Several writes in one transaction (or the batch in progress)."""
+        """Several writes in one transaction (or the batch in progress). They may delete or change
+        order records (retention deletes folded days' finished orders): the records kept decoded for
+        order_by_client_id are let go, so a client_order_id freed this way is free here too."""
         with self._write():
             for sql, params in statements:
                 self._db.execute(sql, params)
+            self._recent.clear()
 
     def size_bytes(self) -> int:
         """The journal file's size as SQLite holds it (pages × page size; freed pages are reused)."""
