@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 
+import jsonschema
 import pytest
 from conftest import Session
+from pydantic import ValidationError
+
+from qmt_mcp.server import schemas as S
 
 CONTRACT_TOOLS = {
     "health", "list_accounts", "get_quote", "get_klines", "get_ticks", "search_instruments", "get_instrument",
@@ -121,3 +125,19 @@ async def test_prompts_render_from_the_prompts_directory(session: Session) -> No
     assert "preview_order" in text and "600000.SH" in text
     p = await session.client.get_prompt("reconcile_unknown_order", {"account": "sim", "client_order_id": "abc"})
     assert "abc" in p.messages[0].content.text  # type: ignore[union-attr]
+
+
+async def test_a_bar_is_declared_by_its_seven_keys_and_checked_by_type_on_the_server(session: Session) -> None:
+    """The bars schema names every key (typed fields per bar cost a validating client ~5 µs each)."""
+    schema = next(t for t in (await session.client.list_tools()).tools if t.name == "get_klines").output_schema
+    assert schema is not None
+    bars = jsonschema.validators.validator_for(schema)(schema)
+    good = (await session.ok("get_klines", code="600000.SH", count=3))
+    assert bars.is_valid(good) and len(good["bars"]) == 3
+    bar = good["bars"][0]
+    assert not bars.is_valid({**good, "bars": [{k: v for k, v in bar.items() if k != "amount"}]})
+    assert not bars.is_valid({**good, "bars": [{**bar, "vwap": 1.0}]})
+    assert not bars.is_valid({**good, "bars": [1]})
+    # The types the schema gives in words are the model's: a worker answer that drifts is refused.
+    with pytest.raises(ValidationError):
+        S.GetKlinesResult.model_validate({**good, "bars": [{**bar, "volume": "many"}]})

@@ -6,9 +6,9 @@ TypeScript client (the MCP Inspector) that validates error results against outpu
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ..domain.errors import ErrorCode
 
@@ -147,11 +147,29 @@ class BarOut(_Out):
     amount: float = Field(description="yuan")
 
 
+# Bars come by the hundred and up to 5,000 a call. A client that checks each result against the
+# output schema (the Python SDK's Client does, with jsonschema) pays about 5 µs per typed field per
+# bar: 2.4 ms of a 60-bar call, a quarter of a second for 5,000 bars. So a bar's schema pins its
+# seven keys (all required, no others) and gives their types in words; BarOut still checks every
+# field's type before the server answers.
+_BAR_FIELDS = tuple(BarOut.model_fields)
+_BARS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": list(_BAR_FIELDS),
+        "maxProperties": len(_BAR_FIELDS),
+        "description": "time: string, bar start (+08:00); open, high, low, close: number (yuan); "
+        "volume: integer (shares); amount: number (yuan)",
+    },
+}
+
+
 class GetKlinesResult(Envelope):
     code: str | None = None
     period: str | None = None
     adjust: str | None = None
-    bars: list[BarOut] | None = None
+    bars: Annotated[list[BarOut], WithJsonSchema(_BARS_SCHEMA)] | None = None
 
 
 class TickOut(_Out):
