@@ -133,6 +133,7 @@ class Worker:
     async def close(self) -> None:
         self.readers.lane.close()
         await self.broker.close()
+        self.audit.close()
         self.journal.close()
 
 
@@ -184,6 +185,7 @@ def _assemble(
     readers = Readers(cfg, port, clock, service, __version__)
     # Anchored in the journal: a trail cut short is caught at start (AuditTrailBroken), see audit.py.
     audit = AuditLog(None if home is None else home / "audit.jsonl", anchor=journal)
+    audit.start_flusher()   # a call's answer does not wait for the trail's fsync (see audit.py)
     # Made here if missing, so the CLI on this machine finds it once a worker has started.
     key = load_operator_key(home)
     return Worker(service, readers, port, journal, audit, Reconciler(service), Leases(section_digests(cfg)), key)

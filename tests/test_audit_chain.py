@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import anyio
@@ -200,4 +201,57 @@ def test_a_journal_without_an_anchor_adopts_the_trail_as_it_is(tmp_path: Path) -
     journal = Journal(tmp_path / "worker.sqlite")
     log = AuditLog(path, anchor=journal)
     assert journal.audit_head() == log.head == (1, log.head[1])
+    journal.close()
+
+
+def test_with_a_flusher_a_call_does_not_wait_for_the_fsync_and_the_anchor_never_passes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's mode: the record is in the file when append returns (a killed process loses
+    nothing), the fsync runs on the flusher's thread, and the journal anchors only fsync'd records."""
+    path, journal = _trail(tmp_path, 1)
+    anchored = journal.audit_head()
+    log = AuditLog(path, anchor=journal)
+    log.start_flusher()
+    in_fsync, go_on = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:   # a disk that takes its time: the flusher waits here
+        in_fsync.set()
+        assert go_on.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr("qmt_mcp.worker.audit.os.fsync", slow_fsync)
+    log.append({"call": "place_order", "i": "a"})
+    assert in_fsync.wait(30)
+    log.append({"call": "cancel_order", "i": "b"})   # returns while the first fsync is still under way
+    assert [json.loads(line)["i"] for line in path.read_text().splitlines()] == [0, "a", "b"]
+    assert journal.audit_head() == anchored          # nothing anchored that is not on disk yet
+    go_on.set()
+    log.close()                                      # an orderly stop flushes what is left
+    assert journal.audit_head() == log.head and log.head[0] == 3
+    assert verify(path, journal.audit_head()) == (True, "audit trail intact: 3 records, as anchored")
+    journal.close()
+
+
+def test_a_failed_fsync_anchors_nothing_and_the_next_flush_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, journal = _trail(tmp_path, 2)
+    anchored = journal.audit_head()
+    log = AuditLog(path, anchor=journal)
+    real_fsync, failures = os.fsync, [OSError(5, "Input/output error")]
+
+    def failing_once(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real_fsync(fd)
+
+    monkeypatch.setattr("qmt_mcp.worker.audit.os.fsync", failing_once)
+    with pytest.raises(OSError):
+        log.append({"call": "place_order", "i": "written, not synced"})
+    assert journal.audit_head() == anchored and log.head[0] == 3
+    log.append({"call": "cancel_order"})
+    assert journal.audit_head() == log.head and log.head[0] == 4
+    log.close()
     journal.close()

@@ -118,7 +118,8 @@ async def test_a_full_disk_refuses_new_orders_and_loses_nothing(clock: ManualClo
         async with open_session(worker, clock) as s:
             before = await _orders_before_the_fault(s)
             # An emptied WAL must grow for the next write, so that write meets the full disk.
-            worker.journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            worker.audit.flush()   # nothing left for the flusher to anchor meanwhile
+            worker.journal.checkpoint()
             filler = _fill(disk)
             await _refused(s, "during-1")
             await _nothing_lost(s, before)
@@ -149,7 +150,8 @@ async def test_a_full_disk_leaves_no_torn_audit_line_and_the_worker_starts_again
         worker = make_worker(CFG, home, clock)
         async with open_session(worker, clock) as s:
             await _orders_before_the_fault(s)                    # audit records 1 and 2
-            worker.journal._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            worker.audit.flush()   # nothing left for the flusher to anchor meanwhile
+            worker.journal.checkpoint()
             _leave_room(worker, audit, 100)                      # record 3
             filler = _fill(disk)
             await _refused(s, "during-1")   # its audit record (~700 bytes) meets the full disk 100 bytes in

@@ -11,11 +11,21 @@ must be the anchored one. `verify` checks this, and so does the worker at start,
 to run on a cut or rewritten trail (`AuditTrailBroken`) until a person has looked and restarted the
 trail with a note (`restart`, `qmt-mcp audit restart`), which is itself the new trail's first record.
 
-A write is checked whole: a short write or a failed fsync cuts the file back to its last whole
-record and raises OSError, so a full disk leaves no fragment for the next record to follow. What a
-crash can still leave, an unterminated last line, is moved aside at start (statefiles) before this
-module reads the file. At start only the end of the file is read, so start-up does not grow with
-the trail; `verify` reads all of it.
+A write is checked whole: a short write cuts the file back to its last whole record and raises
+OSError, so a full disk leaves no fragment for the next record to follow. What a crash can still
+leave, an unterminated last line, is moved aside at start (statefiles) before this module reads the
+file.
+
+In the worker, a call's answer does not wait for the fsync (`start_flusher`): the record is written
+before the answer is sent, so a killed worker loses none of it (the OS holds it), and a thread of the
+log's own fsyncs it right after, covering every record appended meanwhile in one fsync, and only
+then anchors it in the journal. An OS crash or power cut can lose the records of the last fsync's
+span (about a millisecond); the journal never anchors those, so a restart does not mistake the loss
+for a cut, and the orders they answered are in the journal, which is fsync'd before the broker call.
+A failed fsync is logged and tried again; the records stay in the file.
+
+At start only the end of the file is read, so start-up does not grow with the trail; `verify` reads
+all of it.
 
     AuditTrailBroken(InternalError)   INTERNAL: the trail's end is damaged or does not match the anchor
 """
@@ -126,8 +136,12 @@ class AuditLog:
         Raises AuditTrailBroken when the last whole record is damaged or the anchor does not match."""
         self.path = path
         self.anchor = anchor
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()        # the chain's head and the file's end
+        self._sync_lock = threading.Lock()   # one fsync and anchor at a time, in order
         self._n, self._prev, self._size = 0, GENESIS, 0
+        self._synced = 0                     # records known to be on disk (fsync'd)
+        self._fd: int | None = None
+        self._flusher: _Flusher | None = None
         if path is None:
             return
         if path.exists():
@@ -145,6 +159,7 @@ class AuditLog:
                                            "leaves at most an unterminated last line, so this is damage, not an "
                                            "interrupted write", file=path.name, line=number)
                 self._n, self._prev = int(rec["n"]), str(rec["hash"])
+        self._synced = self._n   # what was there at start is taken as on disk: a flush covers what is appended
         if anchor is not None:
             self._check_anchor(path, anchor)
 
@@ -155,7 +170,7 @@ class AuditLog:
                 # A journal that never anchored (new, quarantined, or from before anchors): trust the
                 # file as it is now, and anchor it from here on.
                 log.warning("the journal has no anchor for %s: anchoring it at record %d", path.name, self._n)
-                self._put_head(anchor)
+                self._put_head(anchor, self._n, self._prev)
             return
         records, last_hash = head
         problem = _against_anchor(path, self._size, self._n, self._prev, records, last_hash)
@@ -163,16 +178,17 @@ class AuditLog:
             raise AuditTrailBroken(f"{path.name}: {problem}", file=path.name, records=self._n,
                                    anchored_records=records)
         if self._n > records:
-            self._put_head(anchor)   # records appended after the last anchor: a crash between the writes
+            # Records appended after the last anchor: a crash between the writes.
+            self._put_head(anchor, self._n, self._prev)
 
-    def _put_head(self, anchor: AuditAnchor) -> None:
+    def _put_head(self, anchor: AuditAnchor, records: int, last_hash: str) -> None:
         try:
-            anchor.put_audit_head(self._n, self._prev)
+            anchor.put_audit_head(records, last_hash)
         except Exception as exc:   # a full disk (StateUnwritable) or any journal failure: never the answer's
             # The record is on disk; the anchor lags (the file may be ahead of it), and catches up with
-            # the next append or start.
+            # the next flush or start.
             why = exc.message if isinstance(exc, QmtError) else repr(exc)
-            log.warning("audit record %d written but not anchored in the journal: %s", self._n, why)
+            log.warning("audit record %d written but not anchored in the journal: %s", records, why)
 
     @property
     def head(self) -> tuple[int, str]:
@@ -180,32 +196,113 @@ class AuditLog:
         return self._n, self._prev
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record, fsync'd, and anchor it. Raises OSError when it cannot be written whole;
-        then the file is as it was before (or is cut back to that before the next append)."""
+        """Append one record. Raises OSError when it cannot be written whole (the file is then as it
+        was before, or is cut back to that before the next append), or, without a flusher, fsync'd.
+        Without a flusher the record is fsync'd and anchored before this returns; with one
+        (`start_flusher`) it is written (a killed process loses nothing written), and the flusher's
+        thread fsyncs and anchors it right after."""
         if self.path is None:
             return
         with self._lock:
             rec = {"n": self._n + 1, "prev": self._prev, **record}
             rec["hash"] = _hash(rec)
             data = (json.dumps(rec, ensure_ascii=False) + "\n").encode()
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = self._open(self.path)
+            if os.fstat(fd).st_size > self._size:
+                os.ftruncate(fd, self._size)   # a fragment an earlier failed append could not cut
             try:
-                if os.fstat(fd).st_size > self._size:
-                    os.ftruncate(fd, self._size)   # a fragment an earlier failed append could not cut
+                write_all(fd, data)
+            except OSError:
                 try:
-                    write_all(fd, data)
-                    os.fsync(fd)
+                    os.ftruncate(fd, self._size)
                 except OSError:
-                    try:
-                        os.ftruncate(fd, self._size)
-                    except OSError:
-                        log.exception("cannot cut a failed audit append back; the next append will")
-                    raise
-            finally:
-                os.close(fd)
+                    log.exception("cannot cut a failed audit append back; the next append will")
+                raise
             self._n, self._prev, self._size = rec["n"], rec["hash"], self._size + len(data)
+        if self._flusher is None:
+            self.flush()
+        else:
+            self._flusher.wake()
+
+    def _open(self, path: Path) -> int:
+        if self._fd is None:
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return self._fd
+
+    def flush(self) -> None:
+        """fsync what has been appended, then anchor it: the anchor never runs ahead of what is on
+        disk, so a power cut cannot leave the journal naming records the file lost. Raises OSError
+        when the fsync fails (nothing is anchored then; the next flush tries again)."""
+        with self._sync_lock:
+            with self._lock:
+                records, last_hash, fd = self._n, self._prev, self._fd
+            if fd is None or records == self._synced:
+                return
+            os.fsync(fd)
+            self._synced = records
             if self.anchor is not None:
-                self._put_head(self.anchor)
+                self._put_head(self.anchor, records, last_hash)
+
+    def start_flusher(self) -> None:
+        """fsync and anchor in a thread of their own from now on, off the callers' path (the worker)."""
+        if self.path is not None and self._flusher is None:
+            self._flusher = _Flusher(self)
+
+    def close(self) -> None:
+        """Stop the flusher and flush what is left (a worker's orderly stop)."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.stop()
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+
+
+class _Flusher:
+    """A thread that flushes the log whenever something was appended. Appends that come while it
+    fsyncs are covered by its next fsync together, so a busy worker pays fewer fsyncs than records.
+    A failed fsync is logged and tried again after RETRY_S, or with the next append."""
+
+    RETRY_S = 1.0
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+        self._cv = threading.Condition()
+        self._pending = self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="audit-flusher", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        with self._cv:
+            self._pending = True
+            self._cv.notify()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        retry: float | None = None
+        while True:
+            with self._cv:
+                while not self._pending and not self._stopping:
+                    if not self._cv.wait(retry):
+                        break   # the retry after a failed fsync
+                if self._stopping:
+                    return   # close() flushes what is left, on its own thread
+                self._pending = False
+            try:
+                self._audit.flush()
+                retry = None
+            except OSError:
+                log.exception("the audit trail could not be fsync'd; trying again in %.0f s", self.RETRY_S)
+                retry = self.RETRY_S
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -304,6 +401,7 @@ def restart(path: Path, anchor: AuditAnchor, note: str, time: str, stamp: str) -
     fresh.append({"time": time, "call": RESTART, "note": note, "previous": {
         "found": found, "moved_to": moved, "anchored_records": None if head is None else head[0],
         "anchored_hash": None if head is None else head[1]}})
+    fresh.close()
     anchor.put_audit_head(*fresh.head)   # raises if it cannot: the worker would refuse the new trail
     log.warning("audit trail restarted: %s; the old one is %s", found, moved or "gone")
     kept = f"; the old file is kept as {moved}" if moved else ""

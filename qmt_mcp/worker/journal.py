@@ -27,7 +27,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +40,7 @@ from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso
 from ..statedir import private_sqlite
 from . import crashpoints
+from .day_figures import DayFigures, OrderFigures
 
 log = logging.getLogger("qmt_mcp.worker")
 
@@ -93,22 +94,6 @@ _OPEN_WHERE = "account=? AND status IN (" + ",".join("?" * len(_OPEN)) + ")"
 _UNREADABLE = (ValueError, KeyError, TypeError, ArithmeticError)   # what a bad record raises decoding
 
 
-@dataclass(frozen=True)
-class OrderFigures:
-    status: OrderStatus
-    side: Side
-    code: str
-    created_at: str
-    price: Decimal
-    volume: int
-    traded_volume: int
-    traded_amount: Decimal
-
-    @classmethod
-    def of(cls, r: OrderRecord) -> OrderFigures:
-        return cls(r.status, r.side, r.code, r.created_at, r.price, r.volume, r.traded_volume, r.traded_amount)
-
-
 _RECENT_MAX = 4096   # records kept decoded for order_by_client_id (a few MB at most)
 _RECORD_FIELDS = tuple(f.name for f in fields(OrderRecord))
 
@@ -141,8 +126,7 @@ class Journal:
         self._lock = threading.RLock()
         self._batch_depth = 0
         self._relaxed = False   # the open batch commits without an fsync (batch(durable=False))
-        self._figures: dict[str, dict[str, OrderFigures]] = {}   # account -> client_order_id -> figures
-        self._figures_since: dict[str, str] = {}   # account -> the day start its figures were trimmed to
+        self._figures: dict[str, DayFigures] = {}   # account -> today's orders as risk counts them
         self._unsaved: list[OrderRecord] = []   # written in the open transaction; counted once it commits
         self._undo: list[Callable[[], None]] = []   # on_rollback's, for the open batch
         # The latest records by (account, client_order_id), as committed: placing an order reads its
@@ -183,6 +167,11 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database and empty it (the next write grows it again)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def batch(self, durable: bool = True) -> Iterator[None]:
@@ -254,8 +243,8 @@ class Journal:
         crashpoints.reached("journal.committed")
         for r in self._unsaved:
             figures = self._figures.get(r.account)
-            if figures is not None and r.created_at >= self._figures_since.get(r.account, ""):
-                figures[r.client_order_id] = OrderFigures.of(r)   # an earlier day's is never counted
+            if figures is not None:
+                figures.put(r.client_order_id, OrderFigures.of(r))
             self._remember(r)
         self._unsaved.clear()
 
@@ -372,21 +361,16 @@ class Journal:
         """Records whose status may still change at the broker (not final), whatever their day."""
         return self._select(_OPEN_WHERE, (account, *_OPEN))
 
-    def order_figures(self, account: str, since: str, excluding: str | None = None) -> list[OrderFigures]:
-        """What risk checks count of each order created since `since` (a day start, which only moves
-        forward). Every order checks all of the day's orders, so these are kept in memory, small, and
-        updated as records are written, instead of decoding every record again for every order."""
+    def day_figures(self, account: str, since: str) -> DayFigures:
+        """What risk checks count of the orders created since `since` (a day start, which only moves
+        forward), kept in memory and updated as records are committed (day_figures.py)."""
         with self._lock:
             figures = self._figures.get(account)
             if figures is None:
-                figures = self._figures[account] = {r.client_order_id: OrderFigures.of(r)
-                                                    for r in self.orders(account, since)}
-            if self._figures_since.get(account) != since:
-                for cid in [cid for cid, f in figures.items() if f.created_at < since]:
-                    del figures[cid]  # an earlier day's: never asked for again
-                self._figures_since[account] = since
-            # `excluding`: an approved order decided again must not count itself among the pending.
-            return [f for cid, f in figures.items() if cid != excluding]
+                records = self.orders(account, since)
+                figures = DayFigures(since, ((r.client_order_id, OrderFigures.of(r)) for r in records))
+            self._figures[account] = figures = figures.trimmed(since)
+            return figures
 
     def unresolved_orders(self, account: str) -> list[OrderRecord]:
         """Records whose broker outcome we do not know: pending_submit and indeterminate."""

@@ -25,13 +25,9 @@ from ..domain.events import RiskEvent
 from ..domain.money import yuan_text
 from ..domain.orders import Side
 from ..domain.risk import RiskLimits, RiskState, RiskUsage, breaker_should_trip
-from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso, iso_ms
 from ..domain.validation import AccountView
 from .journal import Journal
-
-# Never at the broker: not counted. A pending approval is not here: it counts like an open order.
-_NOT_SENT = {OrderStatus.JUNK, OrderStatus.DENIED}
 
 
 async def account_view(broker: BrokerPort, account_id: str) -> AccountView:
@@ -140,20 +136,15 @@ class RiskBook:
         now = self.clock.now()
         day_start = iso_ms(now.replace(hour=0, minute=0, second=0, microsecond=0))
         minute_ago = iso_ms(now - timedelta(seconds=60))
-        # One pass: every order checks all of the day's orders, so this runs over hundreds per order.
-        count = recent = 0
-        turnover = Decimal(0)
+        figures = self.journal.day_figures(account, since=day_start)
+        closed = figures.closed(minute_ago, excluding)
+        count, recent, turnover = closed.count, closed.last_minute, closed.turnover
         pending: dict[str, Decimal] = {}
         codes = set(held)
-        for r in self.journal.order_figures(account, since=day_start, excluding=excluding):
-            if r.status in _NOT_SENT:
-                continue
+        for r in figures.open_orders(excluding):   # ended orders are in `closed` already
             count += 1
             if r.created_at >= minute_ago:
                 recent += 1
-            if r.status in TERMINAL:
-                turnover += r.traded_amount
-                continue
             rest = r.price * (r.volume - r.traded_volume)
             turnover += r.traded_amount + rest   # what traded, plus what may still trade
             if r.side is Side.BUY:
