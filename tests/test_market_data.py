@@ -137,3 +137,21 @@ def test_universe_covers_each_board_st_etf_t0_fund_and_suspension() -> None:
     insts = [m.instrument(c, T0.date()) for c in m.listings]
     assert any(i.st for i in insts) and any(i.suspended for i in insts) and any(i.t_plus == 0 for i in insts)
     assert {"600000.SH", "600519.SH", "000001.SZ", "300750.SZ", "688981.SH", "510300.SH"} <= set(m.listings)
+
+
+@CLOCKS
+def test_a_quote_read_again_is_the_one_a_fresh_market_builds_until_the_next_one_or_the_phase_changes(
+    timeline: Timeline,
+) -> None:
+    m = SimMarket(42, timeline=timeline)
+    day = T0.date()
+    # Within a quote's 3 s, across it, and across the lunch break (the exchange clock's quote index
+    # stands still while its phase, and so the quote's status, changes).
+    times = [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=3), at(day, 11, 29, 59), at(day, 11, 30, 30),
+             at(day, 11, 29, 59)]
+    for when in times:
+        for code in ("600519.SH", "000001.SZ"):
+            assert m.quote(code, when) == SimMarket(42, timeline=timeline).quote(code, when), (code, when)
+    assert m.quote("600519.SH", T0) is m.quote("600519.SH", T0 + timedelta(seconds=1))   # built once
+    if timeline.name == "exchange":
+        assert m.quote("600519.SH", at(day, 11, 30, 30)).status != m.quote("600519.SH", at(day, 11, 29, 59)).status

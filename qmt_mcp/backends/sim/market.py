@@ -144,6 +144,10 @@ class SimMarket:
         # A built day is ~100 KB; a finished day's bar never changes, so it is kept on its own.
         self._path = lru_cache(maxsize=32)(self._build_path)
         self._day_bars: dict[tuple[str, date], Bar] = {}
+        # code -> (day, quote index, status) and the quote built for it: a quote stands for 3 s and
+        # the worker reads a code's several times in that while (the watcher's round, a decision's
+        # account view, the counter), each build ~40 µs of seeded book.
+        self._held: dict[str, tuple[tuple[date, int, str], Quote]] = {}
 
     # ----- instruments
     def listing(self, code: str) -> Listing:
@@ -336,6 +340,15 @@ class SimMarket:
         status = self._status(item, at)
         if i == PRE_OPEN:
             return self._pre_open(code, item, day, at, status)
+        key = (day, i, status)
+        held = self._held.get(code)
+        if held is not None and held[0] == key:
+            return held[1]
+        q = self._built(code, item, day, i, status)
+        self._held[code] = (key, q)
+        return q
+
+    def _built(self, code: str, item: Listing, day: date, i: int, status: str) -> Quote:
         path = self._path(code, day)
         tick = self.tick_li(code)
         m, k = divmod(i, QUOTES_PER_MINUTE)
