@@ -39,6 +39,7 @@ from ..domain.orders import MarketType, OrderRecord, OrderType, Side
 from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso
 from ..statedir import private_sqlite
+from ..walcheckpoint import WalCheckpointer
 from . import crashpoints
 from .day_figures import DayFigures, OrderFigures
 
@@ -135,6 +136,7 @@ class Journal:
         self.quarantined: list[dict[str, str]] = []   # order records set aside since start (for health)
         self._unreadable: set[int] = set()             # their row ids, so each is reported once
         self.decoded = 0   # order records decoded since start: what tests count instead of timing
+        self._checkpointer: WalCheckpointer | None = None
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed order record survives power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -164,7 +166,15 @@ class Journal:
                 "SELECT rowid, account, client_order_id FROM orders WHERE status IS NULL").fetchall():
             self._set_aside(rowid, account, cid, "not JSON")
 
+    def start_checkpointer(self) -> None:
+        """Checkpoint the log from a thread of its own (walcheckpoint.py): no commit, an order's
+        included, pays for one. The worker's; a journal opened in memory has no log."""
+        if self._path is not None and self._checkpointer is None:
+            self._checkpointer = WalCheckpointer(self._db, self._path)
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._db.close()
 
