@@ -517,6 +517,9 @@ async def test_a_round_that_fires_on_its_first_code_still_fires_later_codes_and_
         trail = (await arm(other, {"type": "trailing_stop", "trail_percent": 5}, 90.00))["condition"]
         far = (await arm(other, {"type": "price_at_or_below", "price": 91}, 91.00))["condition"]
         assert trail["high_water"] == 100.00
+        conds = s.worker.service.conditions
+        assert [c.condition_id for c in conds.armed_in_group("sim", "exit")] == [stop["condition_id"],
+                                                                                 sibling["condition_id"]]
         await at_quote(s, at("09:30:07"))   # 9.80 and 103.00: one round
         got = {c["condition_id"]: c for c in (await s.ok("list_conditional_orders", account="sim"))["conditions"]}
         assert got[stop["condition_id"]]["status"] == "triggered"
@@ -533,8 +536,8 @@ async def test_a_round_that_fires_on_its_first_code_still_fires_later_codes_and_
         # The mark, as the journal has it: a new worker on the state dir would read 103.
         stored = s.worker.service.journal.conditions("sim", condition_id=trail["condition_id"])
         assert Decimal(json.loads(stored[0])["high_water"]) == 103
-        # The watcher's view by code is the armed view, grouped, in its order.
-        conds = s.worker.service.conditions
+        # The watcher's views by code and by group are the armed view's, in its order.
+        assert conds.armed_in_group("sim", "exit") == []
         by_code = conds.armed_by_code()
         assert {cid: c for group in by_code.values() for cid, c in group.items()} == conds.active()
         assert {code: list(group) for code, group in by_code.items()} == \

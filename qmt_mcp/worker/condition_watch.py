@@ -234,14 +234,14 @@ class Watcher:
 
     def _oco_siblings(self, c: Condition) -> list[Condition]:
         """The other active conditions of `c`'s OCO group, oldest first. The armed ones come from the
-        watcher's view (save() keeps it in step with the journal), not from decoding every active row
-        of the account: with a thousand armed that decoding alone took ~20 ms per firing. Those
-        awaiting a person are not in the view; they are few, read from the journal."""
+        watcher's view by group (save() keeps it in step with the journal), not from decoding every
+        active row of the account (with a thousand armed that alone took ~20 ms per firing) nor from
+        walking every armed one. Those awaiting a person are not in the view; they are few, read
+        from the journal."""
         group = c.oco_group
         if group is None:
             return []
-        armed = [s for s in self.conds.active().values()
-                 if s.oco_group == group and s.account == c.account and s.condition_id != c.condition_id]
+        armed = [s for s in self.conds.armed_in_group(c.account, group) if s.condition_id != c.condition_id]
         # By status alone: through its index (with the account too, SQLite walks the account's every
         # condition, a cost that grew with each one fired or canceled).
         waiting = [s for s in map(from_json, self.conds.svc.journal.conditions(

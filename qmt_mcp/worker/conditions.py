@@ -81,6 +81,7 @@ class Conditions:
         # round reads them as they are instead of sorting a thousand out again for every quote.
         self._by_code: dict[str, dict[str, Condition]] = {}
         self._expiring: dict[str, Condition] = {}
+        self._by_group: dict[tuple[str, str], dict[str, Condition]] = {}   # (account, oco_group) -> its armed
         self.watcher = Watcher(self)
 
     # ----- the store: the journal is the record; `_armed` mirrors its armed rows
@@ -88,7 +89,7 @@ class Conditions:
         if self._armed is None:
             rows = self.svc.journal.conditions(statuses=(ConditionStatus.ARMED.value,))
             armed: dict[str, Condition] = {}
-            self._by_code, self._expiring = {}, {}
+            self._by_code, self._expiring, self._by_group = {}, {}, {}
             for c in map(from_json, rows):
                 self._hold(armed, c)
             self._armed = armed
@@ -104,11 +105,18 @@ class Conditions:
         self.active()
         return self._expiring
 
+    def armed_in_group(self, account: str, oco_group: str) -> list[Condition]:
+        """The armed conditions of `account`'s OCO group `oco_group`, in the order `active()` has them."""
+        self.active()
+        return list(self._by_group.get((account, oco_group), {}).values())
+
     def _hold(self, armed: dict[str, Condition], c: Condition) -> None:
         armed[c.condition_id] = c
         self._by_code.setdefault(c.code, {})[c.condition_id] = c
         if c.expires_at is not None:
             self._expiring[c.condition_id] = c
+        if c.oco_group is not None:
+            self._by_group.setdefault((c.account, c.oco_group), {})[c.condition_id] = c
 
     def _drop(self, armed: dict[str, Condition], c: Condition) -> None:
         if armed.pop(c.condition_id, None) is None:
@@ -118,6 +126,12 @@ class Conditions:
         if not group:
             self._by_code.pop(c.code, None)
         self._expiring.pop(c.condition_id, None)
+        if c.oco_group is not None:
+            key = (c.account, c.oco_group)
+            members = self._by_group.get(key, {})
+            members.pop(c.condition_id, None)
+            if not members:
+                self._by_group.pop(key, None)
 
     def _forget_view(self) -> None:
         self._armed = None
