@@ -178,7 +178,6 @@ def _assemble(
     quarantined: list[Quarantined],
 ) -> Worker:
     journal = Journal(None if home is None else home / "worker.sqlite")
-    journal.start_checkpointer()   # no commit on the order path pays for a checkpoint (walcheckpoint.py)
     tokens = ConfirmTokens(load_secret(None if home is None else home / "confirm.key"), cfg.confirm.ttl_s,
                            clock.wall)
     service = WorkerService(cfg, port, journal, tokens, clock, ids or RandomIds())
