@@ -411,7 +411,16 @@ class SimMarket:
     ) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         if suspended:
             return (), ()
-        rng = random.Random(_seed(self.seed, code, "book", day.isoformat(), i))
+        bits = random.Random(_seed(self.seed, code, "book", day.isoformat(), i)).getrandbits
+
+        def lots() -> int:
+            # rng.randint(1, 60), draw for draw (what randint does inside: 6 bits until one is below
+            # 60), without its three Python calls: a round's quotes drew a hundred of them.
+            r = bits(6)
+            while r >= 60:
+                r = bits(6)
+            return r + 1
+
         bids: list[Level] = []
         asks: list[Level] = []
         # At the up limit nobody sells below it: the ask side is empty. Mirror at the down limit.
@@ -419,9 +428,9 @@ class SimMarket:
         bid1 = last if last > path.down else None
         for lvl in range(5):
             if ask1 is not None and ask1 + lvl * tick <= path.up:
-                asks.append(Level(_dec(ask1 + lvl * tick), 100 * rng.randint(1, 60) * (lvl + 1)))
+                asks.append(Level(_dec(ask1 + lvl * tick), 100 * lots() * (lvl + 1)))
             if bid1 is not None and bid1 - lvl * tick >= path.down:
-                bids.append(Level(_dec(bid1 - lvl * tick), 100 * rng.randint(1, 60) * (lvl + 1)))
+                bids.append(Level(_dec(bid1 - lvl * tick), 100 * lots() * (lvl + 1)))
         return tuple(bids), tuple(asks)
 
     def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:
