@@ -18,6 +18,8 @@ from decimal import Decimal
 
 from .conditions import Condition, TriggerType
 
+BELOW, ABOVE = TriggerType.PRICE_AT_OR_BELOW, TriggerType.PRICE_AT_OR_ABOVE
+
 
 @dataclass(frozen=True)
 class TriggerIndex:
@@ -29,21 +31,24 @@ class TriggerIndex:
 
     @classmethod
     def of(cls, conds: Sequence[Condition]) -> TriggerIndex:
-        below: list[tuple[Decimal, int]] = []
-        above: list[tuple[Decimal, int]] = []
+        below: list[int] = []
+        above: list[int] = []
         always: list[int] = []
+        prices: list[Decimal] = [Decimal(0)] * len(conds)
         for k, c in enumerate(conds):
             t = c.trigger
-            if t.type is TriggerType.PRICE_AT_OR_BELOW and t.price is not None:
-                below.append((t.price, k))
-            elif t.type is TriggerType.PRICE_AT_OR_ABOVE and t.price is not None:
-                above.append((t.price, k))
-            elif t.type not in (TriggerType.PRICE_AT_OR_BELOW, TriggerType.PRICE_AT_OR_ABOVE):
-                always.append(k)   # (a price trigger without a price never fires)
-        below.sort()
-        above.sort()
-        return cls(tuple(p for p, _ in below), tuple(k for _, k in below),
-                   tuple(p for p, _ in above), tuple(k for _, k in above), tuple(always))
+            kind = t.type
+            if kind is BELOW or kind is ABOVE:
+                if t.price is not None:   # (a price trigger without a price never fires)
+                    prices[k] = t.price
+                    (below if kind is BELOW else above).append(k)
+            else:
+                always.append(k)
+        # By price; a stable sort keeps equal prices in the list's order.
+        price = prices.__getitem__
+        below.sort(key=price)
+        above.sort(key=price)
+        return cls(tuple(map(price, below)), tuple(below), tuple(map(price, above)), tuple(above), tuple(always))
 
     def candidates(self, last: Decimal | None) -> list[int]:
         """Positions, ascending, of every condition that may fire on a quote at `last` (None: no new
