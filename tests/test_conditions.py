@@ -494,3 +494,52 @@ async def test_a_condition_written_in_a_batch_that_does_not_commit_is_not_taken_
         assert (await condition(s, armed.condition_id))["status"] == "armed"
         await at_quote(s, at("09:30:10"))   # and it still fires
         assert len(broker_orders(s, armed.client_order_id)) == 1
+
+
+async def test_a_round_that_fires_on_its_first_code_still_fires_later_codes_and_writes_every_mark(
+    clock: ManualClock, tmp_path: Path,
+) -> None:
+    """One round over two codes: the stop of the first (600000.SH, sorted first) fires and cancels its
+    OCO sibling; the later code's take-profit fires in the same round, its trailing stop's mark moves and
+    is written, and its stop far below stays armed (the round looks only at the triggers a quote can
+    meet). Each fires once: the next rounds send nothing more."""
+    other = "600519.SH"
+    write_ticks(tmp_path / "data", [(DAY, "09:30:03", 100.00), (DAY, "09:30:06", 103.00)], code=other)
+    accounts = {"sim": {"account_id": "88000001", "positions": {CODE: 1000, other: 1000}}}
+    rows = [(DAY, "09:30:03", 10.00), (DAY, "09:30:06", 9.80)]
+    async with market(tmp_path, clock, rows, at("09:30:04"), accounts=accounts) as s:
+        def arm(code: str, trigger: dict[str, Any], price: float, oco: str | None = None) -> Any:
+            return s.ok("place_conditional_order", account="sim", code=code, side="sell", volume=200, trigger=trigger,
+                        order={"order_type": "limit", "price": price}, oco_group=oco)
+        stop = (await arm(CODE, {"type": "price_at_or_below", "price": 9.85}, 9.80, "exit"))["condition"]
+        sibling = (await arm(CODE, {"type": "price_at_or_above", "price": 10.50}, 10.50, "exit"))["condition"]
+        profit = (await arm(other, {"type": "price_at_or_above", "price": 102}, 102.00))["condition"]
+        trail = (await arm(other, {"type": "trailing_stop", "trail_percent": 5}, 90.00))["condition"]
+        far = (await arm(other, {"type": "price_at_or_below", "price": 91}, 91.00))["condition"]
+        assert trail["high_water"] == 100.00
+        conds = s.worker.service.conditions
+        assert [c.condition_id for c in conds.armed_in_group("sim", "exit")] == [stop["condition_id"],
+                                                                                 sibling["condition_id"]]
+        await at_quote(s, at("09:30:07"))   # 9.80 and 103.00: one round
+        got = {c["condition_id"]: c for c in (await s.ok("list_conditional_orders", account="sim"))["conditions"]}
+        assert got[stop["condition_id"]]["status"] == "triggered"
+        assert got[sibling["condition_id"]]["status"] == "canceled"
+        won = got[profit["condition_id"]]
+        assert (won["status"], won["triggered_price"]) == ("triggered", 103)
+        assert got[trail["condition_id"]]["status"] == "armed" and got[trail["condition_id"]]["high_water"] == 103.00
+        assert got[far["condition_id"]]["status"] == "armed"
+        for later in ("09:30:10", "09:30:13"):
+            await at_quote(s, at(later))
+        for c in (stop, profit):
+            assert len(broker_orders(s, c["client_order_id"])) == 1
+        assert not broker_orders(s, sibling["client_order_id"]) and not broker_orders(s, far["client_order_id"])
+        # The mark, as the journal has it: a new worker on the state dir would read 103.
+        stored = s.worker.service.journal.conditions("sim", condition_id=trail["condition_id"])
+        assert Decimal(json.loads(stored[0])["high_water"]) == 103
+        # The watcher's views by code and by group are the armed view's, in its order.
+        assert conds.armed_in_group("sim", "exit") == []
+        by_code = conds.armed_by_code()
+        assert {cid: c for group in by_code.values() for cid, c in group.items()} == conds.active()
+        assert {code: list(group) for code, group in by_code.items()} == \
+            {code: [cid for cid, c in conds.active().items() if c.code == code] for code in by_code}
+        assert list(by_code[other]) == [trail["condition_id"], far["condition_id"]]

@@ -3,13 +3,14 @@ on both clocks, and the rule paths its universe covers (limit-up day, new listin
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
 
-from qmt_mcp.backends.sim.market import SimMarket
+from qmt_mcp.backends.sim.market import SimMarket, _seed
 from qmt_mcp.backends.sim.timeline import ContinuousTimeline, ExchangeTimeline, Timeline
 from qmt_mcp.domain.timeutil import CN_TZ
 
@@ -137,3 +138,38 @@ def test_universe_covers_each_board_st_etf_t0_fund_and_suspension() -> None:
     insts = [m.instrument(c, T0.date()) for c in m.listings]
     assert any(i.st for i in insts) and any(i.suspended for i in insts) and any(i.t_plus == 0 for i in insts)
     assert {"600000.SH", "600519.SH", "000001.SZ", "300750.SZ", "688981.SH", "510300.SH"} <= set(m.listings)
+
+
+@CLOCKS
+def test_a_quote_read_again_is_the_one_a_fresh_market_builds_until_the_next_one_or_the_phase_changes(
+    timeline: Timeline,
+) -> None:
+    m = SimMarket(42, timeline=timeline)
+    day = T0.date()
+    # Within a quote's 3 s, across it, and across the lunch break (the exchange clock's quote index
+    # stands still while its phase, and so the quote's status, changes).
+    times = [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=3), at(day, 11, 29, 59), at(day, 11, 30, 30),
+             at(day, 11, 29, 59)]
+    for when in times:
+        for code in ("600519.SH", "000001.SZ"):
+            assert m.quote(code, when) == SimMarket(42, timeline=timeline).quote(code, when), (code, when)
+    assert m.quote("600519.SH", T0) is m.quote("600519.SH", T0 + timedelta(seconds=1))   # built once
+    if timeline.name == "exchange":
+        assert m.quote("600519.SH", at(day, 11, 30, 30)).status != m.quote("600519.SH", at(day, 11, 29, 59)).status
+
+
+def test_the_book_sizes_are_the_draws_of_randint() -> None:
+    """The book's sizes are drawn as `random.Random(seed).randint(1, 60)` would draw them (the market
+    inlines the draw): the same seed gives the same book as before it did."""
+    m = SimMarket(42)
+    for k in range(200):
+        when = T0 + timedelta(seconds=3 * k)
+        q = m.quote("600519.SH", when)
+        day, i = m.timeline.locate(when)
+        rng = random.Random(_seed(42, "600519.SH", "book", day.isoformat(), i))  # noqa: S311 (the market's own)
+        want = []
+        for lvl in range(5):   # asks, then bids, level by level, as the book draws them
+            for side in (q.asks, q.bids):
+                if lvl < len(side):
+                    want.append((side, lvl, 100 * rng.randint(1, 60) * (lvl + 1)))
+        assert all(side[lvl].volume == size for side, lvl, size in want)

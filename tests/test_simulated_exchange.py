@@ -21,6 +21,7 @@ from qmt_mcp.domain.errors import BrokerReject, ErrorCode, NotCancelable
 from qmt_mcp.domain.fees import FeeSchedule
 from qmt_mcp.domain.instruments import price_cage
 from qmt_mcp.domain.market import Quote
+from qmt_mcp.domain.money import round_fen
 from qmt_mcp.domain.orders import MarketType, OrderRequest, OrderType, Side, parse_order_request
 from qmt_mcp.domain.status import OrderStatus
 from qmt_mcp.domain.timeutil import CN_TZ
@@ -339,3 +340,18 @@ def test_a_book_written_with_xtquant_codes_opens_with_its_orders_read_in_the_dom
     stored = again.store.load_orders()
     assert [(r["order_type"], r["status"]) for r in stored] == [("limit", "canceled")]
     again.store.close()
+
+
+def test_the_asset_prices_positions_as_the_position_list_does() -> None:
+    """The counter's asset sums its positions' market values without listing them: the same sum, to the
+    fen, as the list gives, a sold-out position counting for nothing."""
+    sim = Sim(at(10, 0), positions={"600000.SH": 5000, "000001.SZ": 300, "600519.SH": 100})
+    sell = sim.place("600519.SH", "sell", 100, sim.quote("600519.SH").bids[0].price)
+    assert sell.status is S.SUCCEEDED
+    for when in (at(10, 0, 3), at(10, 7, 30), at(14, 0)):
+        sim.go(when)
+        listed = sim.counter.position_list("A")
+        assert {p.code for p in listed} == {"600000.SH", "000001.SZ"}
+        a = sim.counter.asset("A")
+        assert a.market_value == round_fen(sum((p.market_value for p in listed), Decimal(0))) > 0
+        assert a.total_asset == sim.counter.cash["A"] + a.market_value

@@ -29,6 +29,7 @@ from ..domain.risk import first_denial
 from ..domain.sessions import ACCEPTS_ORDERS, Phase
 from ..domain.status import OrderStatus
 from ..domain.timeutil import iso, iso_ms
+from ..domain.trigger_index import TriggerIndex
 from ..domain.validation import first_failure
 from . import crashpoints
 from .condition_store import condition_event, from_json
@@ -48,6 +49,7 @@ class Watcher:
         self._seen: dict[str, datetime] = {}   # code -> time of the last quote evaluated
         self._round = anyio.Lock()              # one round at a time
         self._unsent: dict[str, str] | None = None   # condition_id -> account: triggered, order unsent
+        self._indexes: dict[str, tuple[tuple[str, ...], TriggerIndex]] = {}   # code -> its ids, their index
         # The orders conditions sent, as audit records: nobody called for them, so the worker's tick
         # job writes them to the trail (bootstrap.py), as it does an approval's expiry.
         self.sent: list[dict[str, Any]] = []
@@ -62,14 +64,17 @@ class Watcher:
             if not armed:
                 return
             now = self.conds.svc.clock.now()
-            for c in [c for c in armed.values() if expired(c, now)]:
+            for c in [c for c in self.conds.expiring().values() if expired(c, now)]:
                 async with self.conds.svc.order_lock:
                     current = self.conds.current(c)
                     if current.status is ConditionStatus.ARMED:
                         self.conds.end(current, ConditionStatus.EXPIRED, f"expired at {c.expires_at}, unfired")
-            by_code: dict[str, list[Condition]] = {}
-            for c in armed.values():
-                by_code.setdefault(c.code, []).append(c)
+            # The round's conditions, as it began (one armed meanwhile waits for the next round).
+            groups = self.conds.armed_by_code()
+            by_code = {code: list(group.values()) for code, group in groups.items()}
+            ids = {code: tuple(group) for code, group in groups.items()}
+            for gone in [code for code in self._indexes if code not in ids]:
+                del self._indexes[gone]
             codes = sorted(by_code)
             if not codes:
                 return
@@ -85,12 +90,29 @@ class Watcher:
                 new = q.volume > 0 and self._seen.get(q.code) != q.time
                 self._seen[q.code] = q.time
                 news.append((q, q.last if new else None))
-            moved = _moved_marks(news, by_code)
+            # Each code's marks just before its conditions are looked at (only those read them), not
+            # the round's every mark before the first firing; whatever happens, all are written.
+            moved: dict[str, Decimal] = {}
+            done = 0
             try:
                 for q, last in news:
-                    await self._on_quote(q, by_code.get(q.code, []), last, now, phase, moved)
+                    every = by_code.get(q.code, [])
+                    # Those the quote may fire, in the code's order (every trailing stop among them).
+                    watching = [every[k] for k in self._index(q.code, ids.get(q.code, ()), every).candidates(last)]
+                    moved.update(_moved_marks([(q, last)], {q.code: watching}))
+                    done += 1
+                    await self._on_quote(q, watching, last, now, phase, moved)
             finally:
+                moved.update(_moved_marks(news[done:], by_code))
                 self._write_marks(moved)
+
+    def _index(self, code: str, ids: tuple[str, ...], conds: list[Condition]) -> TriggerIndex:
+        """The trigger index of `code`'s armed conditions `conds` (their ids `ids`, in order), built
+        again only when they are not the ones it was built from (a price trigger's level is fixed)."""
+        held = self._indexes.get(code)
+        if held is None or held[0] != ids:
+            held = self._indexes[code] = (ids, TriggerIndex.of(conds))
+        return held[1]
 
     def _write_marks(self, moved: dict[str, Decimal]) -> None:
         """The round's moved trailing marks, in one transaction after its firings: one fsync a round,
@@ -212,14 +234,14 @@ class Watcher:
 
     def _oco_siblings(self, c: Condition) -> list[Condition]:
         """The other active conditions of `c`'s OCO group, oldest first. The armed ones come from the
-        watcher's view (save() keeps it in step with the journal), not from decoding every active row
-        of the account: with a thousand armed that decoding alone took ~20 ms per firing. Those
-        awaiting a person are not in the view; they are few, read from the journal."""
+        watcher's view by group (save() keeps it in step with the journal), not from decoding every
+        active row of the account (with a thousand armed that alone took ~20 ms per firing) nor from
+        walking every armed one. Those awaiting a person are not in the view; they are few, read
+        from the journal."""
         group = c.oco_group
         if group is None:
             return []
-        armed = [s for s in self.conds.active().values()
-                 if s.oco_group == group and s.account == c.account and s.condition_id != c.condition_id]
+        armed = [s for s in self.conds.armed_in_group(c.account, group) if s.condition_id != c.condition_id]
         # By status alone: through its index (with the account too, SQLite walks the account's every
         # condition, a cost that grew with each one fired or canceled).
         waiting = [s for s in map(from_json, self.conds.svc.journal.conditions(

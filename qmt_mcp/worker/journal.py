@@ -39,6 +39,7 @@ from ..domain.orders import MarketType, OrderRecord, OrderType, Side
 from ..domain.status import TERMINAL, OrderStatus
 from ..domain.timeutil import iso
 from ..statedir import private_sqlite
+from ..walcheckpoint import BACKSTOP_PAGES, TIDY_ROWS
 from . import crashpoints
 from .day_figures import DayFigures, OrderFigures
 
@@ -135,9 +136,12 @@ class Journal:
         self.quarantined: list[dict[str, str]] = []   # order records set aside since start (for health)
         self._unreadable: set[int] = set()             # their row ids, so each is reported once
         self.decoded = 0   # order records decoded since start: what tests count instead of timing
+        self._tidied = 0   # total_changes when tidy() last checkpointed
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed order record survives power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
+        if path is not None:
+            self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")   # tidy() checkpoints it
         self._db.executescript(_SCHEMA)
         self._migrate()
         self._db.executescript(_INDEXES)
@@ -163,6 +167,24 @@ class Journal:
         for rowid, account, cid in self._db.execute(
                 "SELECT rowid, account, client_order_id FROM orders WHERE status IS NULL").fetchall():
             self._set_aside(rowid, account, cid, "not JSON")
+
+    def tidy(self) -> None:
+        """Checkpoint the write-ahead log once TIDY_ROWS rows have changed since the last time. The
+        worker calls it at the end of its tick, after the round's firings, where nothing waits on it:
+        left to SQLite, the commit that took the log past 1,000 pages paid for it, an order's or a
+        fill's as likely as any (walcheckpoint.py); its own checkpoint is only a backstop here."""
+        if self._path is None:
+            return
+        with self._lock:
+            changes = self._db.total_changes
+            if self._batch_depth or changes - self._tidied < TIDY_ROWS:
+                return
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:   # a full disk: the next tick tries again
+                log.debug("journal checkpoint: %s", exc)
+                return
+            self._tidied = changes
 
     def close(self) -> None:
         with self._lock:

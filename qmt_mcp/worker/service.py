@@ -443,6 +443,7 @@ class WorkerService:
         await self.history.observe()   # the day roll: yesterday closed, today opened (history.py)
         await self.conditions.watch()   # each new quote against the armed conditions (conditions.py)
         await self.quotes.poll()        # the quotes of the codes servers follow (quotes.py)
+        self.journal.tidy()             # the log's checkpoint, after the firings (journal.py)
 
     def next_change(self) -> anyio.Event:
         return self._changed

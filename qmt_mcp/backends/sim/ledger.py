@@ -188,7 +188,11 @@ class PaperLedger:
         with self._lock:
             self._check_account(account_id)
             frozen = self._frozen_cash(account_id)
-            mv = round_fen(sum((p.market_value for p in self.position_list(account_id)), Decimal(0)))
+            now = self.clock.now()
+            # The positions' market value as position_list prices them, without building the list
+            # (a decision reads the asset, then the positions: each built it).
+            mv = round_fen(sum((self.market.quote(code, now).last * p.volume
+                                for code, p in sorted(self.positions[account_id].items()) if p.volume), Decimal(0)))
             cash = self.cash[account_id]
             return Asset(cash=cash - frozen, frozen_cash=frozen, market_value=mv, total_asset=cash + mv)
 

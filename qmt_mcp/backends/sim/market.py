@@ -144,6 +144,10 @@ class SimMarket:
         # A built day is ~100 KB; a finished day's bar never changes, so it is kept on its own.
         self._path = lru_cache(maxsize=32)(self._build_path)
         self._day_bars: dict[tuple[str, date], Bar] = {}
+        # code -> (day, quote index, status) and the quote built for it: a quote stands for 3 s and
+        # the worker reads a code's several times in that while (the watcher's round, a decision's
+        # account view, the counter), each build ~40 µs of seeded book.
+        self._held: dict[str, tuple[tuple[date, int, str], Quote]] = {}
 
     # ----- instruments
     def listing(self, code: str) -> Listing:
@@ -336,6 +340,15 @@ class SimMarket:
         status = self._status(item, at)
         if i == PRE_OPEN:
             return self._pre_open(code, item, day, at, status)
+        key = (day, i, status)
+        held = self._held.get(code)
+        if held is not None and held[0] == key:
+            return held[1]
+        q = self._built(code, item, day, i, status)
+        self._held[code] = (key, q)
+        return q
+
+    def _built(self, code: str, item: Listing, day: date, i: int, status: str) -> Quote:
         path = self._path(code, day)
         tick = self.tick_li(code)
         m, k = divmod(i, QUOTES_PER_MINUTE)
@@ -398,7 +411,16 @@ class SimMarket:
     ) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         if suspended:
             return (), ()
-        rng = random.Random(_seed(self.seed, code, "book", day.isoformat(), i))
+        bits = random.Random(_seed(self.seed, code, "book", day.isoformat(), i)).getrandbits
+
+        def lots() -> int:
+            # rng.randint(1, 60), draw for draw (what randint does inside: 6 bits until one is below
+            # 60), without its three Python calls: a round's quotes drew a hundred of them.
+            r = bits(6)
+            while r >= 60:
+                r = bits(6)
+            return r + 1
+
         bids: list[Level] = []
         asks: list[Level] = []
         # At the up limit nobody sells below it: the ask side is empty. Mirror at the down limit.
@@ -406,9 +428,9 @@ class SimMarket:
         bid1 = last if last > path.down else None
         for lvl in range(5):
             if ask1 is not None and ask1 + lvl * tick <= path.up:
-                asks.append(Level(_dec(ask1 + lvl * tick), 100 * rng.randint(1, 60) * (lvl + 1)))
+                asks.append(Level(_dec(ask1 + lvl * tick), 100 * lots() * (lvl + 1)))
             if bid1 is not None and bid1 - lvl * tick >= path.down:
-                bids.append(Level(_dec(bid1 - lvl * tick), 100 * rng.randint(1, 60) * (lvl + 1)))
+                bids.append(Level(_dec(bid1 - lvl * tick), 100 * lots() * (lvl + 1)))
         return tuple(bids), tuple(asks)
 
     def ticks(self, code: str, start: datetime, end: datetime, limit: int) -> list[Quote]:

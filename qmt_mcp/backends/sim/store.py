@@ -17,6 +17,7 @@ from typing import Any
 from ...domain.errors import StateUnwritable
 from ...domain.money import round_fen
 from ...statedir import private_sqlite
+from ...walcheckpoint import WalCheckpointer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, cash TEXT NOT NULL, day TEXT NOT NULL);
@@ -85,6 +86,8 @@ class SimStore:
         if "fill_cost" not in columns:
             # A book from before fill costs were kept: NULL reads back as the cost basis (see load).
             self._db.execute("ALTER TABLE positions ADD COLUMN fill_cost TEXT")
+        # An order's commit at the counter never pays for a checkpoint (walcheckpoint.py).
+        self._checkpointer = None if path is None else WalCheckpointer(self._db, path)
 
     def load_accounts(self) -> dict[str, tuple[Decimal, str]]:
         rows = self._db.execute("SELECT account_id, cash, day FROM accounts").fetchall()
@@ -167,4 +170,6 @@ class SimStore:
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (k, v))
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._db.close()
