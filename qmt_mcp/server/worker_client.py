@@ -83,6 +83,11 @@ class WorkerClient:
         return self._http
 
     @property
+    def wire(self) -> WirePool | None:
+        """For the quote stream (wire_stream.py); calls go through `call`."""
+        return self._wire
+
+    @property
     def headers(self) -> dict[str, str]:
         return dict(self._headers)
 
