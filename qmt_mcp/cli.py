@@ -82,8 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = build_server(open_deps, cfg.server.confirm_human, cfg.approval)
     if transport == "stdio":
         settle_heap()
+        from .server.stdio_pipe import serve_stdio
+
         try:
-            server.run("stdio")
+            anyio.run(serve_stdio, server)
         except BaseExceptionGroup as group:
             # A refusal at start (the worker runs another configuration) comes out of the SDK's task
             # groups wrapped; say it like any other configuration error.

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 from mcp.types import CallToolResult, TextContent
@@ -36,10 +35,12 @@ from mcp.types import CallToolResult, TextContent
 from ..domain.codes import normalize_code
 from ..domain.errors import QmtError
 from ..domain.market import PERIODS
-from ..sse import sse_frames
+from ..sse import sse_events
 from .events import LegacySubscriptions
 from .listen import DROPPED_META
 from .results import DATA_NOTICE
+from .wire import WireError
+from .wire_stream import get_stream
 from .worker_client import WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -238,7 +239,7 @@ class QuoteHub:
             try:
                 await self._follow()
                 delay = 0.05
-            except (httpx.HTTPError, OSError, _Refused) as exc:
+            except (WireError, OSError, _Refused) as exc:
                 log.debug("quote stream dropped: %r", exc)
             except Exception:
                 log.exception("quote stream frame could not be handled; reconnecting")
@@ -255,16 +256,15 @@ class QuoteHub:
             self._up = anyio.Event()
 
     async def _follow(self) -> None:
-        http = None if self.client is None else self.client.http
-        if self.client is None or http is None:
+        wire = None if self.client is None else self.client.wire
+        if self.client is None or wire is None:
             raise OSError("no worker yet")
-        timeout = httpx.Timeout(10.0, read=90.0)
-        async with http.stream("GET", "/v1/quotes", params={"watcher": self.watcher},
-                               headers=self.client.headers, timeout=timeout) as resp, \
+        async with get_stream(wire, "/v1/quotes", {"watcher": self.watcher}, self.client.headers,
+                              connect_s=10.0, read_s=90.0) as (status, body), \
                 anyio.create_task_group() as tg:
-            if resp.status_code != 200:
-                raise _Refused(f"quote stream answered HTTP {resp.status_code}")
-            async for kind, data in sse_frames(resp):
+            if status != 200:
+                raise _Refused(f"quote stream answered HTTP {status}")
+            async for kind, data in sse_events(body):
                 if kind == "hello":
                     self.connected = True
                     self._up.set()

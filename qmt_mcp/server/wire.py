@@ -150,6 +150,11 @@ class WirePool:
                 await _close(conn)
         return status, payload
 
+    async def connect(self, budget_s: float) -> _Conn:
+        """A connection of its own, never pooled (a stream's: wire_stream.py); raises WireConnectError."""
+        conn, _ = await self._acquire(budget_s, fresh=True)
+        return conn
+
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []

@@ -1,8 +1,9 @@
 """The MCP server's client of the worker API, over a Unix socket or TCP.
 
-Calls go through `wire.WirePool` (lean, kept-alive HTTP/1.1); the event stream and raw requests use
-httpx. Transport failures become contract errors here. A call that changes broker state and fails
-after its request may have been sent is SUBMIT_INDETERMINATE, never retried.
+Calls go through `wire.WirePool` (lean, kept-alive HTTP/1.1), the quote stream through a connection
+of that kind of its own (wire_stream.py); the event stream and raw requests use httpx. Transport
+failures become contract errors here. A call that changes broker state and fails after its request
+may have been sent is SUBMIT_INDETERMINATE, never retried.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ class WorkerClient:
     def http(self) -> httpx.AsyncClient | None:
         """For the event stream and raw requests; calls go through `call`."""
         return self._http
+
+    @property
+    def wire(self) -> WirePool | None:
+        """For the quote stream (wire_stream.py); calls go through `call`."""
+        return self._wire
 
     @property
     def headers(self) -> dict[str, str]:
