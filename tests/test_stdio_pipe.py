@@ -1,6 +1,7 @@
-"""The stdio transport's output written from the event loop (server/stdio_pipe.py), on real pipes:
+"""The stdio transport's input and output on the event loop (server/stdio_pipe.py), on real pipes:
 what is written arrives whole and in order, a reader that does not read makes the writer wait on the
-loop (other tasks go on), and the wire is moved off its fd while serving and put back after."""
+loop (other tasks go on), requests are read whole however the client's writes split them, and each
+wire is moved off its fd while serving and put back after."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from qmt_mcp.server.stdio_pipe import claimed_pipe
+from qmt_mcp.server.stdio_pipe import PipeIn, claimed_input, claimed_pipe
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")]
 
@@ -84,4 +85,50 @@ def test_anything_but_a_pipe_of_its_own_keeps_the_sdk_transport(tmp_path: Path) 
         assert (tmp_path / "out").read_bytes() == b"untouched"
     finally:
         for fd in (f, r, w):
+            os.close(fd)
+
+
+async def test_requests_are_read_as_whole_lines_however_the_client_splits_its_writes() -> None:
+    r, w = os.pipe()
+    inp = PipeIn(r)
+    got: list[str] = []
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                async def read_all() -> None:
+                    async for line in inp:
+                        got.append(line)
+                tg.start_soon(read_all)
+                text = '{"a": "浦发银行"}\n{"b": 2}\n{"c": 3}\n{"last": "no newline"}'.encode()
+                split = text.index("发".encode()) + 1   # in the middle of a character, and of a line
+                for piece in (text[:split], text[split:split + 20], text[split + 20:]):
+                    os.write(w, piece)
+                    await anyio.wait_all_tasks_blocked()   # the reader has taken what arrived, and waits
+                os.close(w)
+                w = -1
+        assert got == ['{"a": "浦发银行"}\n', '{"b": 2}\n', '{"c": 3}\n', '{"last": "no newline"}']
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_the_input_wire_moves_off_its_fd_while_serving_and_comes_back(tmp_path: Path) -> None:
+    wire_r, wire_w = os.pipe()
+    f = os.open(tmp_path / "file", os.O_RDONLY | os.O_CREAT)
+    saved = os.dup(0)
+    try:
+        os.dup2(wire_r, 0)
+        os.write(wire_w, b'{"jsonrpc": "2.0"}\n')
+        with claimed_input(0) as inp:
+            assert inp is not None
+            assert os.read(0, 100) == b""   # a child or a stray read sees the null device's EOF
+            assert anyio.run(inp.__anext__) == '{"jsonrpc": "2.0"}\n'
+        os.write(wire_w, b"after\n")
+        assert os.read(0, 100) == b"after\n"   # afterwards fd 0 is the wire again
+        with claimed_input(f) as inp:   # a file keeps the SDK's reader
+            assert inp is None
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, wire_r, wire_w, f):
             os.close(fd)
