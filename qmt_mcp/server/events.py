@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
-import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
 
 from ..domain.errors import QmtError
-from ..sse import sse_frames
+from ..sse import sse_events
+from .wire import WireError
+from .wire_stream import get_stream
 from .worker_client import WorkerClient
 
 log = logging.getLogger("qmt_mcp.server")
@@ -165,7 +166,7 @@ class EventFeed:
                 delay = 0.05
             except _JournalChanged:
                 continue
-            except (httpx.HTTPError, OSError, _StreamRefused) as exc:
+            except (WireError, OSError, _StreamRefused) as exc:
                 log.debug("event stream dropped: %r", exc)
             except Exception:
                 # A malformed frame must not take the server down with the feed: log, resume by seq.
@@ -175,18 +176,20 @@ class EventFeed:
             delay = min(delay * 2, 1.0)
 
     async def _follow(self) -> None:
-        http = self.client.http
-        if http is None:
+        wire = self.client.wire
+        if wire is None:
             raise OSError("no worker yet")
         # The first time, start at the journal's end: nobody followed anything before this server
         # started, and replaying a long history would publish thousands of stale notifications.
         start = "latest" if self.journal_id is None and self.last_seq == 0 else str(self.last_seq)
         headers = {**self.client.headers, "Last-Event-ID": start}
-        timeout = httpx.Timeout(10.0, read=90.0)  # reads see a heartbeat every few seconds
-        async with http.stream("GET", "/v1/events", headers=headers, timeout=timeout) as resp:
-            if resp.status_code != 200:
-                raise _StreamRefused(f"event stream answered HTTP {resp.status_code}")
-            async for kind, data in sse_frames(resp):
+        # Straight off a wire connection, as the quote hub reads its stream (wire_stream.py): each
+        # order's events cross it while the server is answering that order. Reads see a heartbeat
+        # every few seconds.
+        async with get_stream(wire, "/v1/events", {}, headers, connect_s=10.0, read_s=90.0) as (status, body):
+            if status != 200:
+                raise _StreamRefused(f"event stream answered HTTP {status}")
+            async for kind, data in sse_events(body):
                 await self._dispatch(kind, data)
 
     async def _dispatch(self, kind: str, data: str) -> None:

@@ -99,6 +99,7 @@ class WirePool:
     def __init__(self, uds: str | None, url: str | None) -> None:
         self.target = Target.parse(uds, url)
         self._idle: list[_Conn] = []
+        self._streams: dict[int, _Conn] = {}   # connect()'s, by id: closed with the pool
         self._closed = False
 
     async def post(
@@ -151,14 +152,24 @@ class WirePool:
         return status, payload
 
     async def connect(self, budget_s: float) -> _Conn:
-        """A connection of its own, never pooled (a stream's: wire_stream.py); raises WireConnectError."""
+        """A connection of its own, never pooled (a stream's: wire_stream.py); raises WireConnectError.
+        It is closed with the pool (`release` it when done): a rebind to another worker must end the
+        streams of the one it leaves, or they would go on following it."""
         conn, _ = await self._acquire(budget_s, fresh=True)
+        if self._closed:
+            await _close(conn)
+            raise WireConnectError("the connection to this worker was closed")
+        self._streams[id(conn)] = conn
         return conn
+
+    def release(self, conn: _Conn) -> None:
+        self._streams.pop(id(conn), None)
 
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for conn in idle:
+        streams, self._streams = list(self._streams.values()), {}
+        for conn in idle + streams:
             await _close(conn)
 
     async def _acquire(self, budget_s: float, *, fresh: bool = False) -> tuple[_Conn, bool]:

@@ -44,6 +44,7 @@ async def get_stream(pool: WirePool, path: str, params: dict[str, str], headers:
             raise WireError(f"the stream's connection failed: {exc!r}") from exc
         yield status, _body(conn, fields, read_s)
     finally:
+        pool.release(conn)
         await _close(conn)
 
 
