@@ -31,6 +31,10 @@ from qmt_mcp.domain.errors import ErrorCode, QmtError
 from qmt_mcp.server.supervisor import _free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform == "win32", reason="POSIX key file modes")]
+# Approved means sent. Whether it also filled is the market's: the buy is at the ask when the agent
+# placed it, and the simulated market quotes anew every few seconds while a console starts on a busy
+# machine, so by the approval the ask may have moved past it (it then rests, "reported").
+SENT = ("reported", "part_succ", "succeeded")
 TOKEN = "token-1"   # WorkerProcess(n=1)'s worker token: the MCP server's credential
 
 
@@ -103,7 +107,7 @@ async def test_from_another_state_dir_the_cli_lists_and_approves_an_agents_order
                 assert (order["client_order_id"], order["status"]) == ("remote-cli-1", "pending_approval")
                 rc, decided = await _cli(b, "approve", waiting["approval_id"], "--note", "checked over the tunnel")
                 assert rc == 0 and decided["decision"] == "approved", decided
-    assert out["ok"] and out["order"]["status"] == "succeeded" and out["order"]["order_id"] is not None
+    assert out["ok"] and out["order"]["status"] in SENT and out["order"]["order_id"] is not None
     record = _audited(remote.home, "decide_approval")[-1]
     assert record["by"] == {"operator": True, "channel": "cli"} and record["args"]["note"] == "checked over the tunnel"
     assert not (b / "worker.json").exists()   # nothing was spawned on B: the worker is A's
@@ -163,7 +167,7 @@ async def test_the_console_on_another_state_dir_shows_the_remote_workers_pending
             await proc.wait()
         await proc.aclose()
     order = await _order(remote, "remote-console-1")
-    assert order["status"] == "succeeded" and order["order_id"] is not None
+    assert order["status"] in SENT and order["order_id"] is not None
     record = _audited(remote.home, "decide_approval")[-1]
     assert record["by"] == {"operator": True, "channel": "console"} and record["args"]["note"] == "seen in the console"
 
