@@ -115,23 +115,31 @@ def _is_own_pipe(out_fd: int, in_fd: int) -> bool:
 
 
 @contextmanager
+def _moved(fd: int, stand_in: int) -> Iterator[int]:
+    """The wire on `fd` as a private duplicate (close-on-exec, above the standard fds), with `fd`
+    pointing at `stand_in` meanwhile; `fd` is the wire again afterwards."""
+    import fcntl
+
+    wire = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    try:
+        os.dup2(stand_in, fd)
+        try:
+            yield wire
+        finally:
+            os.dup2(wire, fd)
+    finally:
+        os.close(wire)
+
+
+@contextmanager
 def claimed_pipe(out_fd: int = 1, in_fd: int = 0, divert_to: int = 2) -> Iterator[PipeOut | None]:
     """The wire on fd `out_fd` as a PipeOut on a private duplicate, with `out_fd` pointed at
     `divert_to` meanwhile; None (nothing touched) when `out_fd` is not a pipe of its own, or off POSIX."""
     if sys.platform == "win32" or not hasattr(select, "poll") or not _is_own_pipe(out_fd, in_fd):
         yield None
         return
-    import fcntl
-
-    wire = fcntl.fcntl(out_fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    try:
-        os.dup2(divert_to, out_fd)
-        try:
-            yield PipeOut(wire)
-        finally:
-            os.dup2(wire, out_fd)
-    finally:
-        os.close(wire)
+    with _moved(out_fd, divert_to) as wire:
+        yield PipeOut(wire)
 
 
 @contextmanager
@@ -142,21 +150,12 @@ def claimed_input(in_fd: int = 0) -> Iterator[PipeIn | None]:
     if sys.platform == "win32" or not _is_pipe(in_fd):
         yield None
         return
-    import fcntl
-
-    wire = fcntl.fcntl(in_fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.dup2(null, in_fd)
-        finally:
-            os.close(null)
-        try:
+        with _moved(in_fd, null) as wire:
             yield PipeIn(wire)
-        finally:
-            os.dup2(wire, in_fd)
     finally:
-        os.close(wire)
+        os.close(null)
 
 
 async def serve_stdio(server: MCPServer) -> None:
