@@ -255,3 +255,23 @@ def test_a_failed_fsync_anchors_nothing_and_the_next_flush_catches_up(
     assert journal.audit_head() == log.head and log.head[0] == 4
     log.close()
     journal.close()
+
+
+def test_the_flusher_covers_what_a_window_gathers_with_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Appends within the flusher's window share one fsync (an fsync slows the worker's other writes
+    beside it); nothing is anchored before it, and an orderly stop still flushes them."""
+    path, journal = _trail(tmp_path, 1)
+    anchored = journal.audit_head()
+    log = AuditLog(path, anchor=journal)
+    log.start_flusher(window_s=3600.0)   # the window outlasts the test: only close() flushes
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr("qmt_mcp.worker.audit.os.fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    for i in range(3):
+        log.append({"call": "place_order", "i": i})
+    assert fsyncs == [] and journal.audit_head() == anchored
+    log.close()
+    assert len(fsyncs) == 1 and journal.audit_head() == log.head and log.head[0] == 4
+    journal.close()

@@ -18,10 +18,10 @@ file.
 
 In the worker, a call's answer does not wait for the fsync (`start_flusher`): the record is written
 before the answer is sent, so a killed worker loses none of it (the OS holds it), and a thread of the
-log's own fsyncs it right after, covering every record appended meanwhile in one fsync, and only
-then anchors it in the journal. An OS crash or power cut can lose the records of the last fsync's
-span (about a millisecond); the journal never anchors those, so a restart does not mistake the loss
-for a cut, and the orders they answered are in the journal, which is fsync'd before the broker call.
+log's own fsyncs it shortly after (FLUSH_WINDOW_S, 50 ms), covering every record appended meanwhile
+in one fsync, and only then anchors it in the journal. An OS crash or power cut can lose the records
+of that last window; the journal never anchors those, so a restart does not mistake the loss for a
+cut, and the orders they answered are in the journal, which is fsync'd before the broker call.
 A failed fsync is logged and tried again; the records stay in the file.
 
 At start only the end of the file is read, so start-up does not grow with the trail; `verify` reads
@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +58,10 @@ class AuditAnchor(Protocol):
 
     def put_audit_head(self, records: int, last_hash: str) -> None: ...
 
+
+# How long the flusher lets appends gather before one fsync covers them all (see _Flusher): what an
+# OS crash or power cut can cost the trail, never the journal's records.
+FLUSH_WINDOW_S = 0.05
 
 class AuditTrailBroken(InternalError):
     """The end of the audit trail is damaged, or records the journal anchored are gone or replaced."""
@@ -243,10 +248,11 @@ class AuditLog:
             if self.anchor is not None:
                 self._put_head(self.anchor, records, last_hash)
 
-    def start_flusher(self) -> None:
-        """fsync and anchor in a thread of their own from now on, off the callers' path (the worker)."""
+    def start_flusher(self, window_s: float = FLUSH_WINDOW_S) -> None:
+        """fsync and anchor in a thread of their own from now on, off the callers' path (the worker),
+        at most once per `window_s`."""
         if self.path is not None and self._flusher is None:
-            self._flusher = _Flusher(self)
+            self._flusher = _Flusher(self, window_s)
 
     def close(self) -> None:
         """Stop the flusher and flush what is left (a worker's orderly stop)."""
@@ -263,14 +269,17 @@ class AuditLog:
 
 
 class _Flusher:
-    """A thread that flushes the log whenever something was appended. Appends that come while it
-    fsyncs are covered by its next fsync together, so a busy worker pays fewer fsyncs than records.
-    A failed fsync is logged and tried again after RETRY_S, or with the next append."""
+    """A thread that fsyncs the log a moment after something was appended: what is appended within
+    FLUSH_WINDOW_S of the first record joins its fsync, so a busy worker pays one fsync per window, not one
+    per call. Fewer fsyncs is the point: an fsync slows every write the worker makes beside it on the
+    same disk (a cancel measured 0.85 ms beside the trail's fsync, 0.54 ms without). A failed fsync is
+    logged and tried again after RETRY_S, or with the next append."""
 
     RETRY_S = 1.0
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditLog, window_s: float) -> None:
         self._audit = audit
+        self._window = window_s
         self._cv = threading.Condition()
         self._pending = self._stopping = False
         self._thread = threading.Thread(target=self._run, name="audit-flusher", daemon=True)
@@ -278,8 +287,9 @@ class _Flusher:
 
     def wake(self) -> None:
         with self._cv:
-            self._pending = True
-            self._cv.notify()
+            if not self._pending:   # a flush is already due: this record joins it
+                self._pending = True
+                self._cv.notify()
 
     def stop(self) -> None:
         with self._cv:
@@ -294,6 +304,9 @@ class _Flusher:
                 while not self._pending and not self._stopping:
                     if not self._cv.wait(retry):
                         break   # the retry after a failed fsync
+                deadline = time.monotonic() + self._window
+                while not self._stopping and (left := deadline - time.monotonic()) > 0:
+                    self._cv.wait(left)
                 if self._stopping:
                     return   # close() flushes what is left, on its own thread
                 self._pending = False
