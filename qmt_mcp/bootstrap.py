@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from . import __version__
 from .backends.port import BrokerPort
@@ -80,7 +80,7 @@ class Worker:
             "watch_quotes": s.quotes.watch_quotes,
         }
 
-    def app(self, token: str, background: bool = True) -> Starlette:
+    def app(self, token: str, background: bool = True) -> ASGIApp:
         """The HTTP API. With `background`, it reconciles at start and on a timer, and lets
         simulated time pass (resting orders meet new quotes); tests drive those by hand instead."""
         cfg = self.service.cfg
