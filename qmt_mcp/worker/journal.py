@@ -33,6 +33,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
+
 from ..domain.errors import StateUnwritable
 from ..domain.events import ENVELOPE, Event
 from ..domain.orders import MarketType, OrderRecord, OrderType, Side
@@ -89,7 +91,11 @@ CREATE INDEX IF NOT EXISTS events_by_order ON events (account, client_order_id, 
 CREATE INDEX IF NOT EXISTS events_by_type_time ON events (account, type, time);
 """
 _COLUMNS = "(account, client_order_id, order_id, data, created_at, status) VALUES (?,?,?,?,?,?)"
-_PUT, _INSERT = "INSERT OR REPLACE INTO orders " + _COLUMNS, "INSERT OR IGNORE INTO orders " + _COLUMNS
+# A record is written over in place (an upsert), not deleted and inserted again as INSERT OR REPLACE
+# does: that rewrote every index of the row, two more pages of log per write to fsync.
+_PUT = ("INSERT INTO orders " + _COLUMNS + " ON CONFLICT (account, client_order_id) DO UPDATE SET "
+        "order_id=excluded.order_id, data=excluded.data, created_at=excluded.created_at, status=excluded.status")
+_INSERT = "INSERT OR IGNORE INTO orders " + _COLUMNS
 _OPEN = tuple(s.value for s in OrderStatus if s not in TERMINAL)  # may still change at the broker
 _OPEN_WHERE = "account=? AND status IN (" + ",".join("?" * len(_OPEN)) + ")"
 _UNREADABLE = (ValueError, KeyError, TypeError, ArithmeticError)   # what a bad record raises decoding
@@ -105,7 +111,13 @@ def _record_to_json(r: OrderRecord) -> str:
     d = {name: getattr(r, name) for name in _RECORD_FIELDS}
     d["price"] = str(r.price)
     d["traded_amount"] = str(r.traded_amount)
-    return json.dumps(d)
+    return _json_text(d)
+
+
+def _json_text(value: Any) -> str:
+    # pydantic's compiled serializer: a third of json.dumps's time, and a record or an event is
+    # written several times per order. Read back with json.loads like any JSON (non-ASCII as UTF-8).
+    return pydantic_core.to_json(value).decode()
 
 
 def _record_from_json(text: str) -> OrderRecord:
@@ -410,7 +422,7 @@ class Journal:
         with self._write(joins=True):
             cur = self._db.execute(
                 "INSERT INTO events (account, time, type, order_id, client_order_id, data) VALUES (?,?,?,?,?,?)",
-                (event.account, time, kind, event.order_id, event.client_order_id, json.dumps(data)),
+                (event.account, time, kind, event.order_id, event.client_order_id, _json_text(data)),
             )
             seq = cur.lastrowid
         return _event(seq or 0, event.account, time, kind, event.order_id, event.client_order_id, data)
