@@ -89,3 +89,31 @@ async def test_a_long_read_past_its_deadline_is_a_timeout_while_other_calls_answ
             # The read goes on in its own thread; the loop that serves everything else does not wait for it.
             assert (await s.ok("health"))["worker"]["state"] == "up"
             assert (await s.ok("get_quote", codes=["600519.SH"]))["quotes"][0]["code"] == "600519.SH"
+
+
+async def _exchange(
+    sock: Path, method: str, path: str, body: bytes = b"{}", token: str = TOKEN,
+) -> tuple[int, dict[str, object]]:
+    async with await anyio.connect_unix(sock) as stream:
+        await stream.send(f"{method} {path} HTTP/1.1\r\nHost: worker\r\nAuthorization: Bearer {token}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        return await _answer(stream)
+
+
+async def test_every_answer_at_the_edges_is_an_envelope_whichever_path_serves_it(worker_sock: Path) -> None:
+    """A call (POST /v1/<call>) is answered in plain ASGI, anything else by Starlette's routes: both
+    answer in the contract's envelope, with the status that says what went wrong."""
+    with anyio.fail_after(20):
+        ok = await _exchange(worker_sock, "POST", "/v1/health")
+        unknown = await _exchange(worker_sock, "POST", "/v1/no_such_call")
+        wrong_token = await _exchange(worker_sock, "POST", "/v1/health", token="not-the-token")
+        not_json = await _exchange(worker_sock, "POST", "/v1/health", body=b"[1, 2]")
+        bad_args = await _exchange(worker_sock, "POST", "/v1/get_quote", body=b'{"codes": "600000.SH"}')
+        wrong_method = await _exchange(worker_sock, "GET", "/v1/health")
+        nested = await _exchange(worker_sock, "POST", "/v1/health/more")
+    assert ok[0] == 200 and ok[1]["ok"] is True
+    assert bad_args[0] == 200 and bad_args[1]["error"]["code"] == "INVALID_ARGUMENT"  # type: ignore[index]
+    for (status, body), expected in ((unknown, 404), (wrong_token, 401), (not_json, 400), (wrong_method, 405),
+                                     (nested, 404)):
+        assert status == expected and body["ok"] is False, (expected, body)
+        assert body["error"]["code"] in ("INVALID_ARGUMENT", "UNAUTHORIZED")  # type: ignore[index]

@@ -108,8 +108,9 @@ def build_app(
         return StreamingResponse(quote_stream(watcher), media_type="text/event-stream", headers=headers)
 
     async def call(name: str, authorization: bytes, read_body: Callable[[], Awaitable[bytes | None]]) -> _Answer:
-        """POST /v1/<name>: the answer, its status and any extra headers. Served by `fast_path` below,
-        and by Starlette's route for the same path (which fast_path leaves nothing to)."""
+        """POST /v1/<name>: the answer, its status and whether the connection must close. Served by
+        `fast_path` below; Starlette's route for the path stays, so that another method on it is
+        answered 405 (and it answers a POST as fast_path does, were one ever routed to it)."""
         denied = refusal(authorization, operator=name in OPERATOR)
         # The server's token on the one operator call it may make: let in, the channel checked below.
         by_server = denied is not None and name in SERVER_CHANNEL and refusal(authorization) is None
