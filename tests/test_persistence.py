@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,9 @@ from conftest import make_worker, open_session
 from qmt_mcp.clock import ManualClock
 from qmt_mcp.config import Config
 from qmt_mcp.domain.events import RiskEvent
+from qmt_mcp.domain.orders import OrderRecord, OrderType, Side
+from qmt_mcp.domain.status import OrderStatus
+from qmt_mcp.worker.journal import Journal
 
 pytestmark = pytest.mark.anyio
 
@@ -79,4 +84,29 @@ def test_a_journal_from_before_the_breaker_rearm_opens_and_keeps_its_risk_state(
     assert state is not None and state["tripped"] and state["rearm_total"] is None
     journal.put_risk_state("sim", {**state, "tripped": False, "rearm_total": Decimal("999000.5")})
     assert journal.risk_state("sim")["rearm_total"] == Decimal("999000.5")  # type: ignore[index]
+    journal.close()
+
+
+def test_inside_a_batch_a_record_reads_as_written_and_a_rollback_leaves_the_committed_one(tmp_path: Path) -> None:
+    """A push batch that updates an order twice reads its own first update for the second, and a batch
+    that does not commit leaves nothing of itself behind in the journal's cache of recent records."""
+    journal = Journal(tmp_path / "worker.sqlite")
+    pending = OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
+                          order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
+                          volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
+                          live=False, fingerprint={"code": "600000.SH"})
+    assert journal.insert_order(pending)
+    unreported = replace(pending.advanced(OrderStatus.UNREPORTED), order_id=7)
+    with journal.batch(durable=False):
+        journal.put_order(unreported)
+        assert journal.order_by_client_id("sim", "c1") == unreported
+        journal.put_order(unreported.advanced(OrderStatus.REPORTED))
+    assert journal.order_by_client_id("sim", "c1") == unreported.advanced(OrderStatus.REPORTED)
+
+    external = replace(pending, client_order_id="ext-8", order_id=8, status=OrderStatus.UNKNOWN)
+    with pytest.raises(RuntimeError), journal.batch(durable=False):
+        assert journal.insert_order(external)
+        assert journal.order_by_client_id("sim", "ext-8") == external   # seen inside its batch...
+        raise RuntimeError("the batch fails before it commits")
+    assert journal.order_by_client_id("sim", "ext-8") is None            # ...and gone with it
     journal.close()

@@ -140,7 +140,9 @@ class Journal:
         self._batch_depth = 0
         self._relaxed = False   # the open batch commits without an fsync (batch(durable=False))
         self._figures: dict[str, DayFigures] = {}   # account -> today's orders as risk counts them
-        self._unsaved: list[OrderRecord] = []   # written in the open transaction; counted once it commits
+        # Written in the open transaction, the latest by (account, client_order_id): what a read inside
+        # the batch sees (its own writes), and what is counted and cached once it commits.
+        self._unsaved: dict[tuple[str, str], OrderRecord] = {}
         self._undo: list[Callable[[], None]] = []   # on_rollback's, for the open batch
         # The latest records by (account, client_order_id), as committed: placing an order reads its
         # own record back five or more times (replay check, after the send, each push, the answer).
@@ -275,7 +277,7 @@ class Journal:
             raise
         self._undo.clear()
         crashpoints.reached("journal.committed")
-        for r in self._unsaved:
+        for r in self._unsaved.values():
             figures = self._figures.get(r.account)
             if figures is not None:
                 figures.put(r.client_order_id, OrderFigures.of(r))
@@ -296,7 +298,7 @@ class Journal:
                 _PUT,
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at, r.status.value),
             )
-            self._unsaved.append(r)
+            self._unsaved[(r.account, r.client_order_id)] = r
 
     def insert_order(self, r: OrderRecord) -> bool:
         """Reserve a client_order_id; False if the account already has it, or had it in a record
@@ -311,7 +313,7 @@ class Journal:
                 (r.account, r.client_order_id, r.order_id, _record_to_json(r), r.created_at, r.status.value),
             )
             if cur.rowcount == 1:
-                self._unsaved.append(r)
+                self._unsaved[(r.account, r.client_order_id)] = r
             return cur.rowcount == 1
 
     def _decoded(self, rows: list[tuple[int, str, str, str]]) -> list[OrderRecord]:
@@ -369,10 +371,14 @@ class Journal:
             return self._decoded([r[:4] for r in rows])
 
     def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
+        """The record as it stands, inside a batch too: a push batch's second update of an order reads
+        what its first one wrote, not the committed record before it."""
         with self._lock:
-            known = self._recent.get((account, client_order_id))
+            key = (account, client_order_id)
+            known = self._unsaved.get(key) or self._recent.get(key)
             if known is not None:
                 return known
+            # Not written in the open batch (that would be in _unsaved): committed, safe to cache.
             found = self._select("account=? AND client_order_id=?", (account, client_order_id))
             if found:
                 self._remember(found[0])

@@ -111,6 +111,7 @@ class PaperLedger:
         self._uncrossed = {
             "open": self.store.meta("opened_day", ""), "close": self.store.meta("closed_day", ""),
         }
+        self._saved_meta: dict[str, str] = {}   # what the book holds already: a commit writes only changes
 
     def _check_account(self, account_id: str) -> None:
         if account_id not in self.cash:
@@ -165,15 +166,19 @@ class PaperLedger:
         positions = {
             (a, c): self.positions[a].get(c, PositionRow.empty()) for a, c in batch.positions
         }
+        meta = {"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no),
+                "opened_day": self._uncrossed["open"], "closed_day": self._uncrossed["close"]}
         try:
             self.store.save(
                 accounts=accounts,
                 positions=positions,
                 orders=[(o.order_id, o.account_id, o.to_row()) for o in batch.orders.values()],
                 trades=[(t.account_id, trade_row(t)) for t in batch.trades],
-                meta={"next_order_id": str(self.next_order_id), "next_trade_no": str(self.next_trade_no),
-                      "opened_day": self._uncrossed["open"], "closed_day": self._uncrossed["close"]},
+                # Only what changed: a cancel changes none of them, a place one (each rewrite of a row
+                # is pages of log written and, at the worker's next fsync on this disk, flushed).
+                meta={k: v for k, v in meta.items() if self._saved_meta.get(k) != v},
             )
+            self._saved_meta = meta
         except StateUnwritable:
             # Nothing of the operation happened: memory goes back to the book and nothing is pushed.
             # (Book volume the failed operation took stays taken until the next quote, as if it had
