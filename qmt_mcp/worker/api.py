@@ -175,7 +175,8 @@ def build_app(
 
     async def routed_call(request: Request) -> Response:
         answer = await call(request.path_params["name"], request.headers.get("authorization", "").encode(),
-                            lambda: _read_body(request))
+                            lambda: _receive_body(request.headers.get("content-length", "").encode(),
+                                                  request.receive))
         return _Json(answer.body, status_code=answer.status, headers={"Connection": "close"} if answer.close else None)
 
     @asynccontextmanager
@@ -239,9 +240,11 @@ def _call_name(scope: Scope) -> str | None:
 
 
 async def _receive_body(declared: bytes, receive: Receive) -> bytes | None:
-    """As _read_body, from the ASGI channel itself."""
+    """The body, or None when it is larger than MAX_BODY: a declared Content-Length says so before any of
+    it is read, and a body without one (chunked) is read only until it passes the limit, so a client
+    cannot make the worker wait for, or hold, more than MAX_BODY + one chunk."""
     if declared.isdigit() and int(declared) > MAX_BODY:
-        return None
+        return None   # (a malformed Content-Length never gets here: the HTTP server answers 400 itself)
     body = bytearray()
     while True:
         message = await receive()
@@ -252,21 +255,6 @@ async def _receive_body(declared: bytes, receive: Receive) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None when it is larger than MAX_BODY: a declared Content-Length says so before any of
-    it is read, and a body without one (chunked) is read only until it passes the limit, so a client
-    cannot make the worker wait for, or hold, more than MAX_BODY + one chunk."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
-        return None   # (a malformed Content-Length never gets here: the HTTP server answers 400 itself)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
 
 
 async def _every(job: Job, interval: float) -> None:
