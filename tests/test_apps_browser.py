@@ -110,7 +110,10 @@ async def host(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Host]:
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
             try:
-                page = await (await browser.new_context(viewport={"width": 800, "height": 900})).new_page()
+                # Tall enough for every view at once: Chrome does not render a cross-origin frame out of
+                # view, so its ResizeObserver never runs and it never reports its height (the chart's
+                # frame kept its first height, and a hover missed the markers at its clipped foot).
+                page = await (await browser.new_context(viewport={"width": 800, "height": 2400})).new_page()
                 page.set_default_timeout(20_000)
                 requests: list[str] = []
                 page.on("request", lambda r: requests.append(r.url))
@@ -225,11 +228,11 @@ async def test_the_chart_draws_every_bar_and_marks_the_accounts_fill(host: Host)
     assert [t["client_order_id"] for t in trades] == ["app-ok-1"]
     marker = view.locator("polygon.fill-buy")
     assert await marker.count() == 1 and await view.locator("polygon.fill-sell").count() == 0
-    # The marker's own mouseenter, not a pointer moved onto it: the test host's frame may keep a
-    # height shorter than the chart (see the README's MCP Apps notes), and a real hover then lands on
-    # the frame's edge now and then (CI saw an empty tip). What is checked here is the label.
-    await marker.dispatch_event("mouseenter")
-    await view.locator("#tip", has_text="shares @").wait_for()
+    # The frame takes the view's reported height (ui/notifications/size-changed): the whole chart,
+    # fill markers at its foot included, is in view.
+    content = await view.locator("html").evaluate("h => Math.ceil(h.getBoundingClientRect().height)")
+    await host.page.wait_for_function("h => document.getElementById('chart').offsetHeight >= h", arg=content)
+    await marker.hover()
     tip = await view.locator("#tip").inner_text()
     assert tip.startswith(f'buy 100 shares @ {trades[0]["price"]} yuan · sim')
     await host.page.locator("#chart").screenshot(path=str(ARTIFACTS / "apps-chart.png"))
