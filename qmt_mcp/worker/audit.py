@@ -63,6 +63,7 @@ class AuditAnchor(Protocol):
 # OS crash or power cut can cost the trail, never the journal's records.
 FLUSH_WINDOW_S = 0.05
 
+
 class AuditTrailBroken(InternalError):
     """The end of the audit trail is damaged, or records the journal anchored are gone or replaced."""
 

@@ -92,7 +92,7 @@ CREATE INDEX IF NOT EXISTS events_by_type_time ON events (account, type, time);
 """
 _COLUMNS = "(account, client_order_id, order_id, data, created_at, status) VALUES (?,?,?,?,?,?)"
 # A record is written over in place (an upsert), not deleted and inserted again as INSERT OR REPLACE
-# does: that rewrote every index of the row, two more pages of log per write to fsync.
+# does: that also rewrote the primary key's index, a page more of log per write for the next fsync.
 _PUT = ("INSERT INTO orders " + _COLUMNS + " ON CONFLICT (account, client_order_id) DO UPDATE SET "
         "order_id=excluded.order_id, data=excluded.data, created_at=excluded.created_at, status=excluded.status")
 _INSERT = "INSERT OR IGNORE INTO orders " + _COLUMNS
