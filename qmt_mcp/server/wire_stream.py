@@ -1,9 +1,11 @@
-"""A GET whose answer is a stream (the worker's quote stream), read straight off the wire's connection.
+"""A GET whose answer is a stream (the worker's event and quote streams), read straight off the wire's
+connection.
 
-Every quote a subscriber gets crosses this read. Through httpx each chunk climbs seven layers of
-async iterators (httpx, httpcore's pool and connection, h11) before the hub sees it: a few µs when
-warm, but a quote arrives alone after the process has idled for half a second, when that much cold
-code cost ~0.5 ms of each notification's path. Here a chunk is one receive and a slice.
+Every quote a subscriber gets, and every order event, crosses this read. Through httpx each chunk
+climbed seven layers of async iterators (httpx, httpcore's pool and connection, h11) before the
+reader saw it: a few µs when warm, but a quote arrives alone after the process has idled for half
+a second, when that much cold code cost ~0.5 ms of each notification's path. Here a chunk is one
+receive and a slice.
 
 It speaks what the worker answers (chunked), and Content-Length or read-to-close for a proxy between.
 The connection is the wire's own kind (wire.py: Unix socket, TCP or TLS) but never pooled: the stream

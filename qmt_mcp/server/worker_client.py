@@ -1,8 +1,8 @@
 """The MCP server's client of the worker API, over a Unix socket or TCP.
 
-Calls go through `wire.WirePool` (lean, kept-alive HTTP/1.1), the quote stream through a connection
-of that kind of its own (wire_stream.py); the event stream and raw requests use httpx. Transport
-failures become contract errors here. A call that changes broker state and fails after its request
+Calls go through `wire.WirePool` (lean, kept-alive HTTP/1.1), the event and quote streams each through
+a connection of that kind of its own (wire_stream.py); httpx is kept for raw requests (the tests').
+Transport failures become contract errors here. A call that changes broker state and fails after its request
 may have been sent is SUBMIT_INDETERMINATE, never retried.
 """
 
@@ -80,12 +80,12 @@ class WorkerClient:
 
     @property
     def http(self) -> httpx.AsyncClient | None:
-        """For the event stream and raw requests; calls go through `call`."""
+        """For raw requests (the tests'); calls go through `call`, streams through `wire`."""
         return self._http
 
     @property
     def wire(self) -> WirePool | None:
-        """For the quote stream (wire_stream.py); calls go through `call`."""
+        """For the event and quote streams (wire_stream.py); calls go through `call`."""
         return self._wire
 
     @property
