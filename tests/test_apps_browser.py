@@ -233,6 +233,8 @@ async def test_the_chart_draws_every_bar_and_marks_the_accounts_fill(host: Host)
     content = await view.locator("html").evaluate("h => Math.ceil(h.getBoundingClientRect().height)")
     await host.page.wait_for_function("h => document.getElementById('chart').offsetHeight >= h", arg=content)
     await marker.hover()
+    # The frame's own renderer shows the tip once the hover reaches it: wait for it, then read it.
+    await view.locator("#tip", has_text="shares @").wait_for()
     tip = await view.locator("#tip").inner_text()
     assert tip.startswith(f'buy 100 shares @ {trades[0]["price"]} yuan · sim')
     await host.page.locator("#chart").screenshot(path=str(ARTIFACTS / "apps-chart.png"))
