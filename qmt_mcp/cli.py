@@ -130,6 +130,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from .backends.port import BrokerPort
     from .bootstrap import build_worker
+    from .worker.call_protocol import CallProtocol
     from .worker.lock import HomeLock
 
     cfg, _ = _config(args)
@@ -167,11 +168,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.uds:
             # Bound here, 0600: uvicorn would make a socket it binds itself 0666.
             sock = private_unix_socket(Path(args.uds))
-            config = uvicorn.Config(app, fd=sock.fileno(), log_level="warning", access_log=False,
+            config = uvicorn.Config(app, fd=sock.fileno(), log_level="warning", access_log=False, http=CallProtocol,
                                     timeout_graceful_shutdown=GRACE_S, timeout_keep_alive=WORKER_KEEP_ALIVE_S)
         else:
             config = uvicorn.Config(app, host=host, port=args.port or 8766, log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=GRACE_S, timeout_keep_alive=WORKER_KEEP_ALIVE_S)
+                                    http=CallProtocol, timeout_graceful_shutdown=GRACE_S,
+                                    timeout_keep_alive=WORKER_KEEP_ALIVE_S)
         server = uvicorn.Server(config)
         if args.exit_when_unleased:
             # Started by `qmt-mcp serve`: exit once no server holds it (worker/leases.py).

@@ -26,6 +26,7 @@ from qmt_mcp.domain.timeutil import CN_TZ
 from qmt_mcp.server.app import ServerDeps, build_server
 from qmt_mcp.server.supervisor import socket_path
 from qmt_mcp.server.worker_client import WorkerClient
+from qmt_mcp.worker.call_protocol import CallProtocol
 
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=CN_TZ)  # a Friday morning
 FAST_SUBMIT = parse_config({"worker": {"submit_timeout_s": 0.2}})  # fault tests: a short order deadline
@@ -149,7 +150,7 @@ async def serve_worker(worker: Worker, sock: Path) -> AsyncIterator[WorkerClient
     """The worker's real HTTP API under uvicorn on a Unix socket, in this process (so the manual
     clock still drives it); background jobs off: tests tick and reconcile by hand."""
     sock.parent.mkdir(parents=True, exist_ok=True)
-    server = uvicorn.Server(uvicorn.Config(worker.app(TOKEN, background=False), uds=str(sock),
+    server = uvicorn.Server(uvicorn.Config(worker.app(TOKEN, background=False), uds=str(sock), http=CallProtocol,
                                            log_level="warning", lifespan="on", timeout_graceful_shutdown=0.5))
     stopped = anyio.Event()
 
