@@ -6,12 +6,14 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketStream
+from anyio.abc import SocketAttribute, SocketStream
 
 from qmt_mcp.server.wire import WireConnectError, WireError, WirePool, WireTimeout
+from qmt_mcp.server.wire_socket import HIGH_WATER
 
 pytestmark = pytest.mark.anyio
 Answer = Callable[[int], bytes | None]  # request number -> raw answer, or None to close without one
@@ -71,14 +73,21 @@ class RawServer:
 
 
 @asynccontextmanager
-async def raw_server(answer: Answer, close_after_each: bool = False) -> AsyncIterator[tuple[RawServer, str]]:
-    sock = str(Path(tempfile.mkdtemp(prefix="qmt-wire-")) / "s.sock")
+async def raw_server(
+    answer: Answer, close_after_each: bool = False, tcp: bool = False,
+) -> AsyncIterator[tuple[RawServer, str]]:
+    """The server and where it listens: a Unix socket's path, or with `tcp` a loopback worker.url."""
     srv = RawServer(answer, close_after_each)
-    listener = await anyio.create_unix_listener(sock)
+    if tcp:
+        listener: Any = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        where = f"http://127.0.0.1:{listener.extra(SocketAttribute.local_port)}"  # noqa: S610 (anyio)
+    else:
+        where = str(Path(tempfile.mkdtemp(prefix="qmt-wire-")) / "s.sock")
+        listener = await anyio.create_unix_listener(where)
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, srv.handle)
         try:
-            yield srv, sock
+            yield srv, where
         finally:
             # Let every connection end by itself (the client closed it) before stopping the accept
             # loop: cancelling a read that EOF is completing trips asyncio.
@@ -170,4 +179,31 @@ async def test_garbage_instead_of_http_is_a_wire_error() -> None:
         pool = WirePool(sock, None)
         with pytest.raises(WireError, match="not an HTTP answer"):
             await pool.post("/v1/x", b"{}", {}, 5)
+        await pool.aclose()
+
+
+async def test_over_tcp_calls_share_a_connection_and_a_closed_one_is_left() -> None:
+    async with raw_server(lambda n: _json(b'{"n": %d}' % n), tcp=True) as (srv, url):
+        pool = WirePool(None, url)
+        for i in range(1, 4):
+            assert await pool.post("/v1/x", b"{}", {}, 5) == (200, b'{"n": %d}' % i)
+        assert srv.connections == 1
+        await pool.aclose()
+    async with raw_server(lambda n: _json(b"{}"), close_after_each=True, tcp=True) as (srv, url):
+        pool = WirePool(None, url)
+        assert (await pool.post("/v1/x", b"{}", {}, 5))[0] == 200
+        while srv.open:  # the server has hung up
+            await srv.all_closed.wait()
+        assert (await pool.post("/v1/x", b"{}", {}, 5))[0] == 200
+        assert srv.connections == 2
+        await pool.aclose()
+
+
+async def test_an_answer_larger_than_the_read_buffer_arrives_whole() -> None:
+    # Past the stream's high-water mark its transport stops reading until the reader catches up.
+    big = b'{"pad": "' + b"x" * (3 * HIGH_WATER) + b'"}'
+    async with raw_server(lambda n: _json(big)) as (_, sock):
+        pool = WirePool(sock, None)
+        for _ in range(2):
+            assert await pool.post("/v1/x", b"{}", {}, 10) == (200, big)
         await pool.aclose()

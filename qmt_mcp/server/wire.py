@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
 
+from .wire_socket import ProtocolStream, connect_tcp, connect_unix
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 # The worker keeps an idle connection for 60 s (cli.WORKER_KEEP_ALIVE_S); the client lets go well
@@ -78,6 +80,8 @@ class _Conn:
         """An idle connection the peer has closed reads EOF at once; a live one has nothing to read."""
         if self.buffer:
             return False  # bytes nobody asked for: the exchange is out of step
+        if isinstance(self.stream, ProtocolStream):
+            return self.stream.at_rest()
         try:
             raw = self.stream.extra(SocketAttribute.raw_socket)  # noqa: S610 (anyio, not Django)
             # asyncio gives a TCP stream's socket as a TransportSocket, which has no recv (a worker.url
@@ -183,11 +187,11 @@ class WirePool:
         try:
             with anyio.fail_after(budget_s):
                 if t.uds is not None:
-                    stream: ByteStream = await anyio.connect_unix(t.uds)
+                    stream: ByteStream = await connect_unix(t.uds)
                 elif t.tls:
                     stream = await anyio.connect_tcp(t.host, t.port, tls=True, tls_hostname=t.host)
                 else:
-                    stream = await anyio.connect_tcp(t.host, t.port)
+                    stream = await connect_tcp(t.host, t.port)
         except (OSError, TimeoutError) as exc:
             raise WireConnectError(f"cannot connect to the worker: {exc!r}") from exc
         return _Conn(stream, bytearray(), now), False
