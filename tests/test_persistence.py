@@ -110,3 +110,35 @@ def test_inside_a_batch_a_record_reads_as_written_and_a_rollback_leaves_the_comm
         raise RuntimeError("the batch fails before it commits")
     assert journal.order_by_client_id("sim", "ext-8") is None            # ...and gone with it
     journal.close()
+
+
+def test_a_batch_writes_each_order_once_and_its_reads_of_the_table_see_its_writes(tmp_path: Path) -> None:
+    """Inside a batch an order's record goes to the table once, at the commit, however often the batch
+    updates it; a read of the table inside the batch (by broker id, here) still finds what it wrote; a
+    batch that fails writes none of it; a fresh journal on the file reads what committed."""
+    path = tmp_path / "worker.sqlite"
+    journal = Journal(path)
+    pending = OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
+                          order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
+                          volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
+                          live=False, fingerprint={"code": "600000.SH"})
+    assert journal.insert_order(pending)
+    unreported = replace(pending.advanced(OrderStatus.UNREPORTED), order_id=7)
+    reported = unreported.advanced(OrderStatus.REPORTED)
+    writes = journal._db.total_changes
+    with journal.batch(durable=False):
+        journal.put_order(unreported)
+        journal.put_order(reported)
+        assert journal._db.total_changes == writes                       # nothing written yet
+        assert journal.orders_by_id("sim", 7) == [reported]               # the table read sees the batch
+        journal.put_order(reported.advanced(OrderStatus.CANCELED))
+    assert journal._db.total_changes == writes + 2                       # once before the read, once at commit
+
+    with pytest.raises(RuntimeError), journal.batch(durable=False):
+        journal.put_order(replace(reported, status_msg="never"))
+        raise RuntimeError("the batch fails before it commits")
+    journal.close()
+
+    reopened = Journal(path)
+    assert reopened.order_by_client_id("sim", "c1") == reported.advanced(OrderStatus.CANCELED)
+    reopened.close()

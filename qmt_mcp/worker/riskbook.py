@@ -72,6 +72,8 @@ class RiskBook:
         self.clock = clock
         # Read once; every change goes through set_override, which writes the journal first.
         self._overrides = {a: Override(**o) for a, o in journal.risk_overrides().items()}
+        # Each account's state as last read or written (every decision reads it; only _put writes it).
+        self._states: dict[str, RiskState | None] = {}
 
     def override(self, account: str) -> Override:
         return self._overrides.get(account, Override())
@@ -86,12 +88,15 @@ class RiskBook:
 
     def stored(self, account: str) -> RiskState | None:
         """The state as last recorded (None before the account's first decision)."""
+        if account in self._states:
+            return self._states[account]
         row = self.journal.risk_state(account)
-        if row is None:
-            return None
-        return RiskState(day=date.fromisoformat(row["day"]), baseline=row["baseline"], tripped=row["tripped"],
-                         reason=row["reason"], tripped_at=row["tripped_at"], reset_at=row["reset_at"],
-                         reset_note=row["reset_note"], rearm_total=row["rearm_total"])
+        state = None if row is None else RiskState(
+            day=date.fromisoformat(row["day"]), baseline=row["baseline"], tripped=row["tripped"],
+            reason=row["reason"], tripped_at=row["tripped_at"], reset_at=row["reset_at"],
+            reset_note=row["reset_note"], rearm_total=row["rearm_total"])
+        self._states[account] = state
+        return state
 
     def _put(self, account: str, state: RiskState) -> None:
         self.journal.put_risk_state(account, {
@@ -99,6 +104,12 @@ class RiskBook:
             "reason": state.reason, "tripped_at": state.tripped_at, "reset_at": state.reset_at,
             "reset_note": state.reset_note, "rearm_total": state.rearm_total,
         })
+        self._states[account] = state
+        # Written inside a batch that then fails, the journal keeps the state before: so must we.
+        self.journal.on_rollback(lambda: self._forget(account))
+
+    def _forget(self, account: str) -> None:
+        self._states.pop(account, None)
 
     def refresh(self, account: str, total: Decimal, limits: RiskLimits) -> RiskState:
         """Today's state at total asset `total` (yuan): the baseline captured if it is not yet, and the
