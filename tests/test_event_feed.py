@@ -17,6 +17,7 @@ from qmt_mcp.domain.events import RiskEvent
 from qmt_mcp.server.events import EventFeed, LegacySubscriptions
 from qmt_mcp.server.supervisor import socket_path
 from qmt_mcp.server.worker_client import Endpoint, WorkerClient
+from qmt_mcp.worker.stream import event_frames
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +165,26 @@ async def test_the_event_stream_refuses_a_seq_it_cannot_read_with_an_envelope(se
         headers = {**session.server.deps.client.headers, "Last-Event-ID": bad}
         resp = await http.get("/v1/events", headers=headers)
         assert resp.status_code == 400 and resp.json()["error"]["code"] == "INVALID_ARGUMENT", bad
+
+
+async def test_the_worker_stream_sends_the_events_of_one_read_in_one_piece(clock: ManualClock, tmp_path: Path) -> None:
+    """What one read of the journal finds goes out as one write of whole frames, in seq order; a change
+    after that is read once the stream has settled (worker/stream.py), and resumes after the last."""
+    worker = make_worker(parse_config({}), tmp_path / "h", clock)
+    _append(worker, 3)
+    frames = event_frames(worker.journal, 0, worker.service.next_change, heartbeat_s=30, settle_s=0.001)
+    with anyio.fail_after(10):
+        hello = await anext(frames)
+        first = await anext(frames)
+        _append(worker, 2)
+        second = await anext(frames)
+    await frames.aclose()
+    assert hello.startswith(b"event: hello\n")
+
+    def seqs(chunk: bytes) -> list[int]:
+        parts = [p for p in chunk.decode().split("\n\n") if p]
+        assert all(p.split("\n")[1] == "event: journal" for p in parts)
+        return [int(p.split("\n")[0].removeprefix("id: ")) for p in parts]
+
+    assert seqs(first) == [1, 2, 3] and seqs(second) == [4, 5]
+    await worker.close()
