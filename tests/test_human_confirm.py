@@ -3,6 +3,7 @@ order; under `required` a client that cannot ask fails closed; paper orders are 
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from conftest import Session, make_worker, open_session
 from mcp.types import ElicitResult
 
 from qmt_mcp.clock import ManualClock
-from qmt_mcp.config import parse_config
+from qmt_mcp.config import ApprovalConfig, parse_config
 from qmt_mcp.domain.errors import ErrorCode, QmtError
+from qmt_mcp.server.app import build_server
 
 pytestmark = pytest.mark.anyio
 LIVE = parse_config({"accounts": {"sim": {"account_id": "88000001"},
@@ -260,3 +262,25 @@ async def test_the_person_is_told_how_far_a_live_market_buy_may_trade(
         assert len(person.asked) == 1
         assert f"up to {q['up_limit']} yuan per share (today's limit)" in person.asked[0], person.asked[0]
     await worker.close()
+
+
+async def test_a_server_that_never_asks_registers_its_gated_tools_without_resolvers() -> None:
+    """With confirm_human "off" and no approval by elicitation nobody can be asked, so place_order and
+    reset_risk go without the SDK's resolver round (server/human.py without_asking); the tools the
+    client sees are the same either way, and a server that may ask keeps both resolvers."""
+    @asynccontextmanager
+    async def no_deps() -> Any:
+        yield None
+
+    asking = {"if_supported": build_server(no_deps, "if_supported"),
+              "by elicitation": build_server(no_deps, "off", ApprovalConfig(human="live",
+                                                                             channels=["cli", "elicitation"]))}
+    quiet = build_server(no_deps, "off")
+    for name in ("place_order", "reset_risk"):
+        assert not quiet._tool_manager.get_tool(name).resolved_params, name
+        for server in asking.values():
+            assert set(server._tool_manager.get_tool(name).resolved_params) == {"gate", "person"}, name
+    listed = {t.name: t for t in await quiet.list_tools()}
+    for server in asking.values():
+        for t in await server.list_tools():
+            assert (t.input_schema, t.output_schema) == (listed[t.name].input_schema, listed[t.name].output_schema)

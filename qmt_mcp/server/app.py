@@ -30,7 +30,7 @@ from ..domain.errors import ErrorCode, QmtError
 from . import schemas as S
 from .apps import VIEWS, build_apps
 from .events import EventFeed, LegacySubscriptions
-from .human import ConfirmHuman, WorkerCall
+from .human import ConfirmHuman, WorkerCall, never_asks, without_asking
 from .listen import FoldingListenHandler
 from .quote_resources import register_quotes
 from .quotes import QuoteHub
@@ -255,9 +255,11 @@ def build_server(
     srv.approval_by_elicitation = (approval is not None and approval.human != "off"
                                    and "elicitation" in approval.channels)
 
+    unasked = never_asks(confirm_human, srv.approval_by_elicitation)
     for call in CATALOGUE.values():
         if call.tool is not None and call.name not in VIEWS:
-            srv.tool(**registration(call.name))(TOOL_FUNCTIONS[call.name])
+            fn = TOOL_FUNCTIONS[call.name]
+            srv.tool(**registration(call.name))(without_asking(fn) if unasked else fn)
     register_resources(srv)
     register_quotes(srv, bus, legacy)
     register_legacy_subscriptions(srv, legacy)
