@@ -142,3 +142,39 @@ def test_a_batch_writes_each_order_once_and_its_reads_of_the_table_see_its_write
     reopened = Journal(path)
     assert reopened.order_by_client_id("sim", "c1") == reported.advanced(OrderStatus.CANCELED)
     reopened.close()
+
+
+def test_each_commit_is_fsynced_as_its_write_asks_and_a_run_of_one_kind_sets_nothing(tmp_path: Path) -> None:
+    """synchronous=FULL for a durable commit, NORMAL for a relaxed batch's, set only when it changes
+    (SQLite reads it at the commit): the statements the connection ran say which commit had which."""
+    journal = Journal(tmp_path / "worker.sqlite")
+    ran: list[str] = []
+    journal._db.set_trace_callback(ran.append)
+    pending = OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
+                          order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
+                          volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
+                          live=False, fingerprint={"code": "600000.SH"})
+
+    def settings_at_commits() -> tuple[list[str], int]:
+        """The setting each commit since the last look ran under, and how many times it was set."""
+        mode, out, sets = "FULL", [], 0
+        for sql in ran:
+            if sql.startswith("PRAGMA synchronous="):
+                mode, sets = sql.removeprefix("PRAGMA synchronous="), sets + 1
+            elif sql == "COMMIT":
+                out.append(mode)
+        ran.clear()
+        return out, sets
+
+    assert journal.insert_order(pending)
+    assert settings_at_commits() == (["FULL"], 0)
+    for status in (OrderStatus.UNREPORTED, OrderStatus.REPORTED):
+        with journal.batch(durable=False):
+            journal.put_order(pending.advanced(status))
+    assert settings_at_commits() == (["NORMAL", "NORMAL"], 1)   # set once for the run of two
+    with journal.batch(durable=False):
+        journal.put_order(pending.advanced(OrderStatus.REPORTED).advanced(OrderStatus.CANCELED))
+        assert journal.use_token("t1", "2026-11-20T10:00:01")   # a durable write makes the batch durable
+    assert journal.insert_order(replace(pending, client_order_id="c2"))
+    assert settings_at_commits() == (["FULL", "FULL"], 1)
+    journal.close()

@@ -87,6 +87,10 @@ def _wire(value: object) -> object:
     return value
 
 
+# Per event class: (field, omitted when None, its wire conversion) for each field of its payload.
+_PAYLOAD_PLANS: dict[type, tuple[tuple[str, bool, Callable[[Any], Any] | None], ...]] = {}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """What every event has besides the journal's `seq`, `time` and `type`."""
@@ -111,15 +115,17 @@ class Event:
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields in their wire form, without the envelope."""
+        plan = _PAYLOAD_PLANS.get(type(self))
+        if plan is None:   # once per class: every order appends two or three events
+            plan = _PAYLOAD_PLANS[type(self)] = tuple(
+                (f.name, bool(f.metadata.get("omit_if_none")), f.metadata.get("wire"))
+                for f in fields(self) if f.name not in ENVELOPE)
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in ENVELOPE:
+        for name, omit_if_none, convert in plan:
+            value = getattr(self, name)
+            if value is None and omit_if_none:
                 continue
-            value = getattr(self, f.name)
-            if value is None and f.metadata.get("omit_if_none"):
-                continue
-            convert = f.metadata.get("wire")
-            out[f.name] = convert(value) if convert is not None and value is not None else _wire(value)
+            out[name] = convert(value) if convert is not None and value is not None else _wire(value)
         return out
 
 

@@ -147,6 +147,7 @@ class Journal:
         self._lock = threading.RLock()
         self._batch_depth = 0
         self._relaxed = False   # the open batch commits without an fsync (batch(durable=False))
+        self._synced = True     # the connection's setting now: synchronous=FULL (True) or NORMAL
         self._figures: dict[str, DayFigures] = {}   # account -> today's orders as risk counts them
         # Written in the open transaction, the latest by (account, client_order_id): what a read inside
         # the batch sees (its own writes), and what is counted and cached once it commits.
@@ -237,23 +238,28 @@ class Journal:
             self._batch_depth = 1
             self._relaxed = not durable and self._path is not None
             try:
-                if self._relaxed:
-                    # Set outside the transaction; the commits that follow are not fsync'd.
-                    self._db.execute("PRAGMA synchronous=NORMAL")
+                # Set outside the transaction, and left as it is after: the next commit sets its own
+                # (most batches follow one of their kind, so most set nothing).
+                self._sync(not self._relaxed)
                 with self._transaction():
                     yield
             finally:
                 self._batch_depth = 0
-                if self._relaxed:
-                    self._relaxed = False
-                    self._db.execute("PRAGMA synchronous=FULL")
+                self._relaxed = False
 
     def _durable_from_here(self) -> None:
         """The open relaxed batch now holds a write that must survive a power cut: its commit is
         fsync'd after all (SQLite reads the setting at commit, so it may change inside)."""
         if self._relaxed:
             self._relaxed = False
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._sync(True)
+
+    def _sync(self, durable: bool) -> None:
+        """Commits from here on are fsync'd (synchronous=FULL) or not (NORMAL). SQLite reads the
+        setting at each commit, so it may change inside a transaction too."""
+        if durable != self._synced:
+            self._db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            self._synced = durable
 
     @contextmanager
     def _write(self, joins: bool = False) -> Iterator[None]:
@@ -266,6 +272,7 @@ class Journal:
                     self._durable_from_here()
                 yield
             else:
+                self._sync(True)   # a write of its own is durable
                 with self._transaction():
                     yield
 
