@@ -55,7 +55,7 @@ async def test_a_torn_last_audit_line_is_moved_aside_and_the_worker_starts(tmp_p
         await first.buy("torn-1")
         await first.kill()
         # What a kill -9 in the middle of an append leaves: the start of a record, no newline.
-        fragment = audit.read_bytes().splitlines()[-1][:57].replace(b'"n": 1', b'"n": 2')
+        fragment = audit.read_bytes().splitlines()[-1][:57].replace(b'"n":1,', b'"n":2,')
         audit.write_bytes(audit.read_bytes() + fragment)
         assert audit_cli(home, "verify").returncode == 0   # never confirmed: not a break in the chain
 

@@ -10,7 +10,6 @@ mount permission; skipped without them).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import pydantic_core
 import pytest
 from conftest import Session, make_worker, open_session
 from workerproc import WorkerProcess
@@ -135,7 +135,8 @@ def _leave_room(worker: Worker, audit: Path, room: int) -> None:
     on a full tmpfs the next record then fits part-way, the short write a real disk-full leaves."""
     page = 4096
     n = worker.audit.head[0] + 1
-    base = len(json.dumps({"n": n, "prev": "0" * 64, "call": "padding", "pad": "", "hash": "0" * 64})) + 1
+    # The record's line as audit.py writes it (pydantic's compact JSON), without its padding.
+    base = len(pydantic_core.to_json({"n": n, "prev": "0" * 64, "call": "padding", "pad": "", "hash": "0" * 64})) + 1
     pad = (page - room - audit.stat().st_size % page - base) % page
     worker.audit.append({"call": "padding", "pad": "x" * pad})
     assert page - audit.stat().st_size % page == room

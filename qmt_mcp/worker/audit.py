@@ -42,6 +42,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import pydantic_core
+
 from ..domain.errors import InternalError, QmtError
 from ..statedir import tighten
 
@@ -212,7 +214,9 @@ class AuditLog:
         with self._lock:
             rec = {"n": self._n + 1, "prev": self._prev, **record}
             rec["hash"] = _hash(rec)
-            data = (json.dumps(rec, ensure_ascii=False) + "\n").encode()
+            # The line by pydantic's compiled serializer (the hash is over the canonical form above;
+            # a reader parses the line and hashes it again, so only the values must survive).
+            data = pydantic_core.to_json(rec) + b"\n"
             fd = self._open(self.path)
             if os.fstat(fd).st_size > self._size:
                 os.ftruncate(fd, self._size)   # a fragment an earlier failed append could not cut
