@@ -121,7 +121,11 @@ class CallProtocol(H11Protocol):
     _held: bytearray | None = None      # bytes not yet handed to a call or to h11
     _busy = False                       # one of our calls is being answered
     _closing = False                    # close once the call under way is answered
-    _gone: asyncio.Event | None = None  # set when the connection is lost
+    _gone: asyncio.Event                # set when the connection is lost (made with it)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._gone = asyncio.Event()
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -164,8 +168,6 @@ class CallProtocol(H11Protocol):
     async def _answer(self, req: CallRequest) -> None:
         answer = _Answer()
         delivered = False
-        if self._gone is None:
-            self._gone = asyncio.Event()
         gone = self._gone
 
         async def receive() -> dict[str, Any]:
@@ -234,8 +236,7 @@ class CallProtocol(H11Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._gone is not None:
-            self._gone.set()
+        self._gone.set()
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
