@@ -71,9 +71,11 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[tuple[Path, uvicorn.
             if server.started:
                 break
             await anyio.sleep(0.01)
+        _SERVERS[sock] = server
         try:
             yield sock, server
         finally:
+            _SERVERS.pop(sock, None)
             server.should_exit = True
 
 
@@ -131,8 +133,16 @@ def test_a_call_not_yet_whole_waits_for_more() -> None:
     b"POST /v1/health HTTP/1.1\r\nContent-Length: 0\r\n folded\r\n\r\n",
     b"POST /v1/health HTTP/1.1\r\nno colon\r\nContent-Length: 0\r\n\r\n",
     b"POST /v1/health HTTP/1.1\r\nContent-Length : 0\r\n\r\n",
-    b"POST /v1/health HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1),
+    b"POST /v1/health HTTP/1.1\r\nHost: w\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1),
+    b"POST /v1/health HTTP/1.1\r\nHost: w\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n",  # int() limit
     b"POST /v1/" + b"x" * 17000,                                                # a head without end
+    # What h11 reads differently must be h11's: it takes a bare LF (or CR) as a line end.
+    b"POST /v1/health HTTP/1.1\r\nHost: w\nContent-Length: 2\n\n{}",
+    b"POST /v1/a HTTP/1.1\r\nHost: w\r\nX: y\n\nPOST /v1/b HTTP/1.1\r\nHost: w\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST /v1/health HTTP/1.1\r\nHost: w\rX: y\r\nContent-Length: 0\r\n\r\n",
+    b"POST /v1/health HTTP/1.1\r\nContent-Length: 0\r\n\r\n",                    # no Host
+    b"POST /v1/health HTTP/1.1\r\nHost: w\r\nX: a\x01b\r\nContent-Length: 0\r\n\r\n",  # a control byte
+    b"POST /v1/health HTTP/1.1\r\nHost: w\r\nX Y: z\r\nContent-Length: 0\r\n\r\n",     # not a token
 ])
 def test_anything_else_is_left_to_h11(raw: bytes) -> None:
     with pytest.raises(_NotOurs):
@@ -253,3 +263,43 @@ async def test_a_shutdown_lets_the_answer_under_way_finish() -> None:
                 status, headers, body = await reader.answer()
                 assert (status, body, headers["content-length"]) == (200, b"late!", "5")
                 assert await reader.closed()
+
+
+async def test_a_stream_after_a_call_is_not_cut_by_the_keep_alive_timer(worker_sock: Path) -> None:
+    """A GET of the event stream sent right behind a call goes to h11 once the call is answered; the
+    call's end must not arm the idle timer on a connection h11 is now serving (it would close the
+    stream mid-way)."""
+    get = f"GET /v1/events HTTP/1.1\r\nHost: worker\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    with anyio.fail_after(10):
+        async with await anyio.connect_unix(worker_sock) as stream:
+            await stream.send(call() + get)
+            reader = Reader(stream)
+            status, _, _ = await reader.answer()
+            while b"event: hello" not in reader.buf:   # the stream has started: h11 is serving it
+                reader.buf += await stream.receive()
+            protocols = list(_connections(worker_sock))
+    assert status == 200 and protocols
+    assert all(p.timeout_keep_alive_task is None for p in protocols)
+
+
+async def test_after_an_answer_a_half_sent_request_still_times_out(worker_sock: Path) -> None:
+    """As under h11, the idle timer runs after an answer even when the start of another request came
+    with it; only more bytes of that request stop it."""
+    with anyio.fail_after(10):
+        async with await anyio.connect_unix(worker_sock) as stream:
+            await stream.send(call() + b"POST /v1/health HTTP/1.1\r\nHo")
+            await Reader(stream).answer()
+            for _ in range(1000):   # the timer is armed right after the answer is written
+                protocols = list(_connections(worker_sock))
+                if protocols and all(p.timeout_keep_alive_task is not None for p in protocols):
+                    break
+                await anyio.sleep(0.01)
+            else:
+                raise AssertionError("no idle timer after the answer")
+
+
+_SERVERS: dict[Path, uvicorn.Server] = {}
+
+
+def _connections(sock: Path) -> Any:
+    return _SERVERS[sock].server_state.connections

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +15,7 @@ import pytest
 from anyio.abc import SocketAttribute, SocketStream
 
 from qmt_mcp.server.wire import WireConnectError, WireError, WirePool, WireTimeout
-from qmt_mcp.server.wire_socket import HIGH_WATER
+from qmt_mcp.server.wire_socket import HIGH_WATER, connect_unix
 
 pytestmark = pytest.mark.anyio
 Answer = Callable[[int], bytes | None]  # request number -> raw answer, or None to close without one
@@ -207,3 +209,32 @@ async def test_an_answer_larger_than_the_read_buffer_arrives_whole() -> None:
         for _ in range(2):
             assert await pool.post("/v1/x", b"{}", {}, 10) == (200, big)
         await pool.aclose()
+
+
+async def test_a_tcp_worker_is_reached_on_the_hosts_other_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`localhost` may resolve to ::1 first while the worker listens on 127.0.0.1 only: each address is
+    tried in turn, as anyio's connect does."""
+    async with raw_server(lambda n: _json(b"{}"), tcp=True) as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        loop = asyncio.get_running_loop()
+
+        async def both(host: str, port: int, **kw: Any) -> list[Any]:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(loop, "getaddrinfo", both)
+        pool = WirePool(None, f"http://localhost:{port}")
+        assert await pool.post("/v1/x", b"{}", {}, 5) == (200, b"{}")
+        await pool.aclose()
+
+
+async def test_a_stream_read_takes_at_most_what_it_asks_for() -> None:
+    async with raw_server(lambda n: _json(b'{"abc": 1}')) as (_, sock):
+        stream = await connect_unix(sock)
+        await stream.send(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        first = await stream.receive(4)
+        rest = b""
+        while not rest.endswith(b'{"abc": 1}'):
+            rest += await stream.receive()
+        await stream.aclose()
+    assert first == b"HTTP" and rest.startswith(b"/1.1 200 OK")

@@ -72,8 +72,11 @@ class _Protocol(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    def take(self) -> bytes:
+    def take(self, max_bytes: int) -> bytes:
         data = self.chunks.popleft()
+        if len(data) > max_bytes:
+            data, rest = data[:max_bytes], data[max_bytes:]
+            self.chunks.appendleft(rest)
         self.buffered -= len(data)
         if self.paused and self.buffered <= HIGH_WATER // 2 and self.transport is not None:
             self.paused = False
@@ -104,7 +107,7 @@ class ProtocolStream(ByteStream):
                 await p.waiter
             finally:
                 p.waiter = None
-        return p.take()
+        return p.take(max_bytes)
 
     async def send(self, item: bytes) -> None:
         if self._closed:
@@ -114,14 +117,18 @@ class ProtocolStream(ByteStream):
             raise anyio.BrokenResourceError from p.error
         self._transport.write(item)
         if p.writable is not None:
-            await p.writable
+            # Shielded: the future is the connection's, shared by every send until the buffer drains.
+            await asyncio.shield(p.writable)
 
     async def send_eof(self) -> None:
         self._transport.write_eof()
 
     async def aclose(self) -> None:
         self._closed = True
-        self._transport.close()
+        if self._transport.get_write_buffer_size():
+            self._transport.abort()   # unsent bytes to a peer that is not reading: do not wait for them
+        else:
+            self._transport.close()
 
     def at_rest(self) -> bool:
         """Open, with nothing unread: what a kept-alive connection must be before it carries a
@@ -148,13 +155,18 @@ async def connect_unix(path: str) -> ProtocolStream:
 
 
 async def connect_tcp(host: str, port: int) -> ProtocolStream:
+    """Each of the host's addresses in turn (`localhost` may name ::1 first, and the worker listen on
+    127.0.0.1 only); the last one's error if none answers."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(f"no address for {host}:{port}")
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return await _connected(sock, address)
+    failure: OSError = OSError(f"no address for {host}:{port}")
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return await _connected(sock, address)
+        except OSError as exc:
+            failure = exc
+    raise failure
 
 
 async def _connected(sock: socket.socket, address: Any) -> ProtocolStream:

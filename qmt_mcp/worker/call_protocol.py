@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -37,6 +38,11 @@ log = logging.getLogger("qmt_mcp.worker")
 MAX_HEAD = 16 * 1024   # a head still incomplete at this size is h11's to refuse
 _PREFIX = b"POST /v1/"
 _REFUSED_HEADERS = (b"transfer-encoding", b"expect", b"upgrade")
+# What h11 accepts, narrowed: the target is a plain path (no query, fragment or escape), a header's
+# name a token and its value visible bytes with inner spaces or tabs (RFC 9110's field-value).
+_REQUEST_LINE = re.compile(rb"POST (/v1/[!$&'()*+,\-./0-9:;=@A-Z_a-z~]*) HTTP/1\.1")
+_HEADER = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\x21-\x7e\x80-\xff](?:[\x20-\x7e\x80-\xff\t]*"
+                     rb"[\x21-\x7e\x80-\xff])?)?[ \t]*")
 
 
 @dataclass
@@ -54,44 +60,48 @@ class _NotOurs(Exception):
 
 def parse_call(buf: bytes | bytearray) -> CallRequest | None:
     """The request at the start of `buf`, if it is a call this protocol answers; None while more bytes
-    are needed to tell. Raises _NotOurs when the bytes belong to h11."""
+    are needed to tell. Raises _NotOurs when the bytes belong to h11: whatever h11 would read
+    differently (a bare LF or CR, which h11 takes as a line end; a header h11 would refuse) is h11's,
+    so the two can never split one stream of bytes into different requests."""
     if not buf.startswith(_PREFIX[:len(buf)]):
         raise _NotOurs
     end = buf.find(b"\r\n\r\n")
+    head = buf[:end] if end >= 0 else buf[:-1] if buf.endswith(b"\r") else buf
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+        raise _NotOurs
     if end < 0:
         if len(buf) > MAX_HEAD:
             raise _NotOurs
         return None
-    lines = bytes(buf[:end]).split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] != b"HTTP/1.1":
-        raise _NotOurs
-    target = parts[1]
-    if not target.isascii() or b"?" in target or b"%" in target or b"#" in target:
+    lines = bytes(head).split(b"\r\n")
+    target = _REQUEST_LINE.fullmatch(lines[0])
+    if target is None:
         raise _NotOurs
     headers: list[tuple[bytes, bytes]] = []
     length: int | None = None
-    close = False
+    close = host = False
     for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+        field = _HEADER.fullmatch(line)
+        if field is None:
             raise _NotOurs
-        name, value = name.lower(), value.strip()
+        name, value = field[1].lower(), field[2] or b""
         if name in _REFUSED_HEADERS:
             raise _NotOurs
         if name == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
+            if not (value.isdigit() and len(value) <= 12) or (length is not None and int(value) != length):
                 raise _NotOurs
             length = int(value)
         elif name == b"connection":
             close = close or b"close" in (token.strip().lower() for token in value.split(b","))
+        elif name == b"host":
+            host = True
         headers.append((name, value))
-    if length is None or length > MAX_BODY:
+    if length is None or length > MAX_BODY or not host:
         raise _NotOurs
     start = end + 4
     if len(buf) < start + length:
         return None
-    return CallRequest(target.decode("ascii"), headers, bytes(buf[start:start + length]), close, start + length)
+    return CallRequest(target[1].decode("ascii"), headers, bytes(buf[start:start + length]), close, start + length)
 
 
 @dataclass
@@ -214,11 +224,15 @@ class CallProtocol(H11Protocol):
             await self.flow.drain()
         self._busy = False
         self.server_state.total_requests += 1
-        self.flow.resume_reading()
+        if self._closing:   # a shutdown came while the answer drained
+            self.transport.close()
         if self.transport.is_closing():
             return
+        self.flow.resume_reading()
         self._next()
-        if not self._busy and self._held is None:
+        if not self._busy and self._h11_idle() and not self.transport.is_closing():
+            # Idle, as h11 leaves a connection after an answer (a partial request held included: its
+            # rest arriving unsets this, as it would h11's); h11 arms its own once it answers.
             self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
                                                                 self.timeout_keep_alive_handler)
 
