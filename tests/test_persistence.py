@@ -87,14 +87,19 @@ def test_a_journal_from_before_the_breaker_rearm_opens_and_keeps_its_risk_state(
     journal.close()
 
 
+def _pending() -> OrderRecord:
+    """A paper buy's record as the order path first writes it (pending_submit, no broker id yet)."""
+    return OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
+                       order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
+                       volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
+                       live=False, fingerprint={"code": "600000.SH"})
+
+
 def test_inside_a_batch_a_record_reads_as_written_and_a_rollback_leaves_the_committed_one(tmp_path: Path) -> None:
     """A push batch that updates an order twice reads its own first update for the second, and a batch
     that does not commit leaves nothing of itself behind in the journal's cache of recent records."""
     journal = Journal(tmp_path / "worker.sqlite")
-    pending = OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
-                          order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
-                          volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
-                          live=False, fingerprint={"code": "600000.SH"})
+    pending = _pending()
     assert journal.insert_order(pending)
     unreported = replace(pending.advanced(OrderStatus.UNREPORTED), order_id=7)
     with journal.batch(durable=False):
@@ -118,10 +123,7 @@ def test_a_batch_writes_each_order_once_and_its_reads_of_the_table_see_its_write
     batch that fails writes none of it; a fresh journal on the file reads what committed."""
     path = tmp_path / "worker.sqlite"
     journal = Journal(path)
-    pending = OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
-                          order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
-                          volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
-                          live=False, fingerprint={"code": "600000.SH"})
+    pending = _pending()
     assert journal.insert_order(pending)
     unreported = replace(pending.advanced(OrderStatus.UNREPORTED), order_id=7)
     reported = unreported.advanced(OrderStatus.REPORTED)
@@ -150,10 +152,7 @@ def test_each_commit_is_fsynced_as_its_write_asks_and_a_run_of_one_kind_sets_not
     journal = Journal(tmp_path / "worker.sqlite")
     ran: list[str] = []
     journal._db.set_trace_callback(ran.append)
-    pending = OrderRecord(account="sim", client_order_id="c1", code="600000.SH", name="浦发银行", side=Side.BUY,
-                          order_type=OrderType.LIMIT, market_type=None, price_type=11, price=Decimal("9.10"),
-                          volume=100, status=OrderStatus.PENDING_SUBMIT, created_at="2026-11-20T10:00:00.000+08:00",
-                          live=False, fingerprint={"code": "600000.SH"})
+    pending = _pending()
 
     def settings_at_commits() -> tuple[list[str], int]:
         """The setting each commit since the last look ran under, and how many times it was set."""
